@@ -1,0 +1,50 @@
+# Everything bootstraps from a bare Python 3.11+: a private uv in .tools/, the locked
+# dependencies in .venv/, Prometheus from apt when it is missing and we are root.
+PYTHON ?= python3
+TOOLS  := .tools
+UV     := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: all venv prometheus test lint typecheck unit demo dev bench clean
+
+all: test
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
+
+$(BIN)/shiprail: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+venv: $(BIN)/shiprail
+
+prometheus:
+	@sh scripts/ensure-prometheus.sh
+
+lint: venv
+	$(BIN)/ruff check shiprail tests bench
+	$(BIN)/ruff format --check shiprail tests bench
+
+typecheck: venv
+	$(BIN)/mypy shiprail
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test: venv prometheus lint typecheck
+	$(BIN)/pytest -q
+
+demo: venv prometheus
+	$(BIN)/shiprail demo $(if $(SCENARIO),--scenario $(SCENARIO),)
+
+dev: venv
+	$(BIN)/shiprail dev
+
+bench: venv prometheus
+	$(BIN)/python -m bench.gates
+	$(BIN)/python -m bench.orchestrator
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

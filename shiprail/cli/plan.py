@@ -1,0 +1,100 @@
+"""`shiprail plan check` and `shiprail plan schema`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from shiprail.cli._console import out, print_json
+from shiprail.plan import (
+    PlanError,
+    RolloutPlan,
+    Schedule,
+    build_schedule,
+    format_duration,
+    load_plan,
+    resolve_services,
+)
+
+app = typer.Typer(help="Validate plans and print their JSON Schema.", no_args_is_help=True)
+
+PlanPath = Annotated[Path, typer.Argument(help="the plan file (YAML)", show_default=False)]
+
+
+def _plan_summary(plan: RolloutPlan, schedule: Schedule) -> dict[str, Any]:
+    return {
+        "valid": True,
+        "plan": plan.metadata.name,
+        "owner": plan.metadata.owner,
+        "ticket": plan.metadata.ticket,
+        "lockstep": plan.spec.lockstep,
+        "waves": schedule.waves,
+        "services": [
+            {
+                "name": s.name, "version": s.version, "wave": s.wave + 1, "steps": s.steps,
+                "bake": format_duration(s.bake), "interval": format_duration(s.interval),
+                "gates": s.gates, "approval": s.approval,
+            }
+            for s in resolve_services(plan)
+        ],
+        "schedule": [
+            {"service": st.service, "wave": st.wave + 1, "step": st.index + 1, "weight": st.weight,
+             "start": format_duration(st.start), "bake": format_duration(st.bake)}
+            for st in sorted(schedule.steps, key=lambda st: (st.start, st.wave, st.service))
+        ],
+        "shortest_duration": format_duration(schedule.total),
+        "shortest_duration_seconds": schedule.total.total_seconds(),
+        "needs_approval": schedule.needs_approval,
+    }
+
+
+def _print_summary(path: Path, summary: dict[str, Any]) -> None:
+    out.print(f"[green]✓[/] {path}: plan [bold]{summary['plan']}[/] is valid "
+              f"({len(summary['services'])} services, {len(summary['waves'])} waves"
+              f"{', lockstep' if summary['lockstep'] else ''})")
+    for index, wave in enumerate(summary["waves"], start=1):
+        out.print(f"  wave {index}: {', '.join(wave)}")
+    table = Table(title="Step schedule (shortest: every gate passes at the end of every bake)",
+                  title_justify="left")
+    for column in ("start", "wave", "service", "step", "weight", "bake"):
+        table.add_column(column, justify="right" if column in {"start", "weight", "bake"} else "left")
+    steps_of = {s["name"]: len(s["steps"]) for s in summary["services"]}
+    for st in summary["schedule"]:
+        table.add_row(st["start"], str(st["wave"]), st["service"],
+                      f"{st['step']}/{steps_of[st['service']]}", f"{st['weight']:g}%", st["bake"])
+    out.print(table)
+    approvals = " + time waiting for approvals" if summary["needs_approval"] else ""
+    out.print(f"Shortest total duration: [bold]{summary['shortest_duration']}[/]{approvals}")
+
+
+@app.command("check")
+def check(
+    plan_path: PlanPath,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Validate a plan; print its waves and step schedule. Exit 2 listing every problem."""
+    try:
+        plan = load_plan(plan_path)
+    except PlanError as exc:
+        if as_json:
+            print_json({"valid": False, "issues": [i.to_dict() for i in exc.issues]})
+            raise typer.Exit(2) from None
+        raise
+    summary = _plan_summary(plan, build_schedule(plan))
+    if as_json:
+        print_json(summary)
+    else:
+        _print_summary(plan_path, summary)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of rollout plans."""
+    document = RolloutPlan.model_json_schema(by_alias=True, mode="validation")
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "shiprail RolloutPlan (apiVersion shiprail/v1)"
+    out.file.write(json.dumps(document, indent=2) + "\n")

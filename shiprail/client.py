@@ -1,0 +1,49 @@
+"""Connecting to Temporal the way every Temporal tool does: the SDK's environment config.
+
+`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, the TLS variables and the
+profiles of `temporal.toml` all apply; without any of them we talk to a local dev server.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile
+from temporalio.service import RPCError
+
+from shiprail.errors import BadInput, Unreachable
+
+TASK_QUEUE = "shiprail"
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+
+
+def connect_config(address: str | None = None) -> dict[str, Any]:
+    try:
+        profile = ClientConfigProfile.load(profile=os.environ.get("TEMPORAL_PROFILE"))
+    except Exception as exc:  # the SDK raises plain errors for unreadable config files
+        raise BadInput(f"cannot read the Temporal client configuration: {exc}") from None
+    config: dict[str, Any] = dict(profile.to_client_connect_config())
+    if address:
+        config["target_host"] = address
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.setdefault("namespace", "default")
+    return config
+
+
+async def connect(address: str | None = None, *, identity: str | None = None) -> Client:
+    config = connect_config(address)
+    try:
+        return await Client.connect(
+            **config, data_converter=pydantic_data_converter,
+            **({"identity": identity} if identity else {}),
+        )
+    except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
+        raise Unreachable(
+            f"cannot reach Temporal at {config['target_host']} (namespace {config['namespace']}): {exc}",
+            hint="start one with `shiprail dev`, or set TEMPORAL_ADDRESS / a temporal.toml profile",
+        ) from None
+    except RPCError as exc:
+        raise Unreachable(f"Temporal at {config['target_host']} refused the connection: {exc}") from None

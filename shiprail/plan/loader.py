@@ -1,0 +1,228 @@
+"""Load a plan file and turn every problem into `file:line: field.path: message`.
+
+YAML is composed once into nodes to learn the line of every field; pydantic's error
+locations and the whole-plan checks are then mapped back onto those lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from shiprail.plan.checks import Problem, cross_check
+from shiprail.plan.models import API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class PlanIssue:
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+class PlanError(Exception):
+    """A plan that cannot be used; `issues` lists every problem found."""
+
+    def __init__(self, issues: list[PlanIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+def format_loc(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Lines:
+    """Line numbers (1-based) of every field in a YAML document."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.lines: dict[Loc, int] = {}
+        self.duplicates: list[tuple[Loc, int]] = []
+        if root is not None:
+            self.lines[()] = root.start_mark.line + 1
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, loc: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = (*loc, key)
+                if key in seen:
+                    self.duplicates.append((child, key_node.start_mark.line + 1))
+                seen.add(key)
+                self.lines[child] = key_node.start_mark.line + 1
+                self._walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.lines[(*loc, index)] = item.start_mark.line + 1
+                self._walk(item, (*loc, index))
+
+    def resolve(self, loc: Loc) -> tuple[Loc, int]:
+        """The deepest known prefix of `loc` (skipping pydantic's union tags) and its line."""
+        known: Loc = ()
+        for part in loc:
+            candidate = (*known, part)
+            if candidate in self.lines:
+                known = candidate
+        return known, self.lines.get(known, 0)
+
+
+_PATTERN_MESSAGES = {
+    NAME_PATTERN: "use lowercase letters, digits and '-', starting and ending with a letter or digit",
+    r"^https?://": "must be an http:// or https:// URL",
+}
+
+
+def _pydantic_message(error: Any, raw: Any) -> str:
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    if kind == "extra_forbidden":
+        field = str(loc[-1])
+        parent = _lookup(raw, loc[:-1])
+        allowed = _allowed_fields(loc)
+        hint = difflib.get_close_matches(field, allowed, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"unknown field {field!r}{suggestion}" if parent is not None else f"unknown field {field!r}"
+    if kind == "missing":
+        return f"required field {loc[-1]!r} is missing"
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag")
+        return f"unknown gate type {tag!r} (expected one of: {', '.join(GATE_TYPES)})"
+    if kind == "union_tag_not_found":
+        return f"field 'type' is missing (expected one of: {', '.join(GATE_TYPES)})"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_MESSAGES.get(error.get("ctx", {}).get("pattern", ""), str(error["msg"]))
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _lookup(raw: Any, loc: Loc) -> Any:
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _allowed_fields(loc: Loc) -> list[str]:
+    """Field names valid at `loc`, for "did you mean" hints (best effort)."""
+    schema = RolloutPlan.model_json_schema(by_alias=True)
+    defs = schema.get("$defs", {})
+    node: dict[str, Any] = schema
+    for part in loc[:-1]:
+        while "$ref" in node:
+            node = defs[node["$ref"].split("/")[-1]]
+        if isinstance(part, int):
+            node = node.get("items", {})
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        elif "additionalProperties" in node and isinstance(node["additionalProperties"], dict):
+            node = node["additionalProperties"]
+        else:
+            for option in node.get("oneOf", node.get("anyOf", [])):
+                ref = option.get("$ref", "")
+                if ref.split("/")[-1].lower().startswith(str(part).replace("_", "")):
+                    node = defs[ref.split("/")[-1]]
+                    break
+    while "$ref" in node:
+        node = defs[node["$ref"].split("/")[-1]]
+    return list(node.get("properties", {}))
+
+
+def _kind_problem(raw: Any) -> str | None:
+    if raw is None:
+        return "the plan is empty"
+    if not isinstance(raw, dict):
+        return "not a plan: expected a mapping with apiVersion, kind, metadata and spec"
+    kind, api = raw.get("kind"), raw.get("apiVersion")
+    if kind == "ReleaseTrain":
+        return "this is a ReleaseTrain, not a RolloutPlan: use `shiprail train`"
+    if kind != "RolloutPlan" or api != API_VERSION:
+        return (
+            f"not a shiprail plan: expected apiVersion: {API_VERSION} and kind: RolloutPlan"
+            f" (found apiVersion: {api!r}, kind: {kind!r})"
+        )
+    return None
+
+
+def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
+    """Validate a plan's YAML text; raise PlanError listing every problem found."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        col = f", column {mark.column + 1}" if mark else ""
+        problem = exc.problem or str(exc)
+        raise PlanError([PlanIssue(source, line, "", f"YAML syntax error{col}: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise PlanError([PlanIssue(source, 0, "", f"YAML error: {exc}")]) from None
+    lines = _Lines(root)
+    kind_problem = _kind_problem(raw)
+    if kind_problem:
+        line = lines.resolve(("kind",))[1] if isinstance(raw, dict) else lines.lines.get((), 1)
+        raise PlanError([PlanIssue(source, line or 1, "", kind_problem)])
+
+    issues: list[PlanIssue] = []
+    for loc, line in lines.duplicates:
+        issues.append(PlanIssue(source, line, format_loc(loc), "duplicate key (the later one would win)"))
+    plan: RolloutPlan | None = None
+    try:
+        plan = RolloutPlan.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            known, line = lines.resolve(loc)
+            field = format_loc(known if error["type"] != "missing" else (*known, loc[-1]))
+            issues.append(PlanIssue(source, line, field, _pydantic_message(error, raw)))
+    for problem in cross_check(raw):
+        issues.append(_problem_issue(problem, lines, source))
+    if issues or plan is None:
+        raise PlanError(_dedupe(issues))
+    return plan
+
+
+def _problem_issue(problem: Problem, lines: _Lines, source: str) -> PlanIssue:
+    _, line = lines.resolve(problem.path)
+    return PlanIssue(source, line, format_loc(problem.path), problem.message)
+
+
+def _dedupe(issues: list[PlanIssue]) -> list[PlanIssue]:
+    unique = list(dict.fromkeys(issues))
+    return sorted(unique, key=lambda i: (i.line, i.field))
+
+
+def load_plan(path: str | Path) -> RolloutPlan:
+    """Read and validate a plan file; raise PlanError on any problem (including I/O)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([PlanIssue(source, 0, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([PlanIssue(source, 0, "", f"cannot read the file: {exc}")]) from None
+    return parse_plan(text, source)

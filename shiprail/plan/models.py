@@ -1,0 +1,309 @@
+"""Pydantic models of the plan format (`apiVersion: shiprail/v1`, `kind: RolloutPlan`).
+
+The models check everything that can be checked field by field, so pydantic reports all of
+those problems in one pass; checks that need the whole plan (references, cycles, effective
+per-service settings) live in `checks.py`.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import date, time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from shiprail.plan.durations import Duration
+from shiprail.plan.templates import check_template
+
+API_VERSION = "shiprail/v1"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
+Query = Annotated[str, StringConstraints(min_length=1), AfterValidator(check_template)]
+Approval = Literal["none", "before_first_step", "before_full"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _check_steps(steps: list[float]) -> list[float]:
+    if not steps:
+        raise ValueError("steps cannot be empty; the last step must be 100")
+    for weight in steps:
+        if not 0 < weight <= 100:
+            raise ValueError(f"step {weight:g} is outside (0, 100]")
+    for before, after in zip(steps, steps[1:], strict=False):
+        if after <= before:
+            raise ValueError(f"steps must be strictly increasing ({before:g} then {after:g})")
+    if steps[-1] != 100:
+        raise ValueError(f"the last step must be 100, not {steps[-1]:g}")
+    return steps
+
+
+Steps = Annotated[list[float], AfterValidator(_check_steps)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Metadata(_Model):
+    name: Name
+    owner: str | None = None
+    ticket: str | None = None
+
+
+class PrometheusRef(_Model):
+    url: str = Field(pattern=r"^https?://", description="base URL of the Prometheus HTTP API")
+    timeout: Duration = timedelta(seconds=10)
+
+
+# ---- gates -------------------------------------------------------------------------------
+
+
+class _GateBase(_Model):
+    """Evaluation rules every gate type shares."""
+
+    failure_limit: int = Field(0, ge=0, description="failed evaluations tolerated")
+    consecutive: bool = Field(False, description="count consecutive failures instead of total")
+    inconclusive_limit: int = Field(2, ge=0, description="no-data/NaN/error evaluations tolerated")
+    min_samples: int = Field(0, ge=0, description="below this many requests a gate is inconclusive")
+    initial_delay: Duration = timedelta(0)
+    interval: Duration | None = None
+    on_no_data: Literal["inconclusive", "fail", "wait"] = "inconclusive"
+
+
+class ThresholdGate(_GateBase):
+    type: Literal["threshold"]
+    query: Query
+    min: float | None = None
+    max: float | None = None
+    samples: Query | None = Field(None, description="query counting requests, for min_samples")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ThresholdGate:
+        if self.min is None and self.max is None:
+            raise ValueError("a threshold gate needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+
+class BurnWindow(_Model):
+    long: Duration
+    short: Duration
+    max_burn: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _short_within_long(self) -> BurnWindow:
+        if self.short > self.long:
+            raise ValueError("the short window must not be longer than the long one")
+        return self
+
+
+class BurnRateGate(_GateBase):
+    type: Literal["burn_rate"]
+    objective: float = Field(gt=0, lt=1)
+    bad: Query
+    total: Query
+    windows: list[BurnWindow] = Field(min_length=1)
+
+
+class LatencyGate(_GateBase):
+    """Either `quantile` + `max`, or the SLI form `faster_than` + `objective`."""
+
+    type: Literal["latency"]
+    histogram: Query
+    quantile: float | None = Field(None, gt=0, lt=1)
+    max: float | None = Field(None, gt=0, description="seconds")
+    faster_than: float | None = Field(None, gt=0, description="seconds; a bucket bound")
+    objective: float | None = Field(None, gt=0, le=1)
+    window: Duration = timedelta(minutes=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LatencyGate:
+        quantile_form = self.quantile is not None or self.max is not None
+        sli_form = self.faster_than is not None or self.objective is not None
+        if quantile_form and sli_form:
+            raise ValueError("use either quantile + max or faster_than + objective, not both")
+        if sli_form and (self.faster_than is None or self.objective is None):
+            raise ValueError("the SLI form needs both faster_than and objective")
+        if not sli_form and (self.quantile is None or self.max is None):
+            raise ValueError("a latency gate needs quantile + max (or faster_than + objective)")
+        return self
+
+
+class CompareGate(_GateBase):
+    """Canary against baseline: counts (`bad`/`total`) or samples (`query`)."""
+
+    type: Literal["compare"]
+    query: Query | None = None
+    bad: Query | None = None
+    total: Query | None = None
+    baseline_version: Query = "{{stable_version}}"
+    max_increase: float = Field(0.0, ge=0, description="tolerated relative degradation")
+    confidence: float = Field(0.99, gt=0.5, lt=1)
+    prior_strength: float = Field(100.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CompareGate:
+        counts = self.bad is not None or self.total is not None
+        if counts and self.query is not None:
+            raise ValueError("use either bad + total (counts) or query (samples), not both")
+        if counts and (self.bad is None or self.total is None):
+            raise ValueError("the counts form needs both bad and total")
+        if not counts and self.query is None:
+            raise ValueError("a compare gate needs bad + total (counts) or query (samples)")
+        return self
+
+
+Gate = Annotated[
+    ThresholdGate | BurnRateGate | LatencyGate | CompareGate, Field(discriminator="type")
+]
+GATE_TYPES = ("threshold", "burn_rate", "latency", "compare")
+
+
+# ---- actuators ---------------------------------------------------------------------------
+
+
+class HttpActuator(_Model):
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="values may be env:NAME or file:PATH, resolved late"
+    )
+    timeout: Duration = timedelta(seconds=10)
+
+
+Actuator = Annotated[HttpActuator, Field(discriminator="type")]
+
+
+# ---- the rest of the spec ----------------------------------------------------------------
+
+
+class Defaults(_Model):
+    steps: Steps = Field(default_factory=lambda: [1.0, 5.0, 25.0, 50.0, 100.0])
+    bake: Duration = timedelta(minutes=5)
+    interval: Duration = timedelta(seconds=30)
+    gates: list[str] = Field(default_factory=list)
+    approval: Approval = "none"
+
+
+class BudgetPolicy(_Model):
+    objective: float = Field(gt=0, lt=1)
+    period: Duration = timedelta(days=28)
+    min_remaining: float = Field(0.0, ge=0, le=1)
+    bad: Query
+    total: Query
+
+
+def _parse_clock(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted 09:00 as the integer 540 (sexagesimal); undo that.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value // 60:02d}:{value % 60:02d}"
+    return value
+
+
+Clock = Annotated[time, Field(json_schema_extra={"examples": ["09:00"]})]
+
+
+class AllowWindow(_Model):
+    days: list[Weekday] = Field(min_length=1)
+    start: Clock
+    end: Clock
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> Any:
+        return _parse_clock(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AllowWindow:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end:%H:%M} is not after start {self.start:%H:%M}")
+        return self
+
+
+class DenyWindow(_Model):
+    from_: date = Field(alias="from")
+    to: date
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DenyWindow:
+        if self.to < self.from_:
+            raise ValueError(f"to {self.to} is before from {self.from_}")
+        return self
+
+
+class DeployWindows(_Model):
+    timezone: str = "UTC"
+    allow: list[AllowWindow] = Field(default_factory=list)
+    deny: list[DenyWindow] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+
+class RollbackPolicy(_Model):
+    scope: Literal["all", "dependents"] = "all"
+    timeout: Duration = Field(
+        timedelta(minutes=10), description="how long compensation keeps retrying a service"
+    )
+
+
+class Service(_Model):
+    name: Name
+    version: str = Field(min_length=1)
+    depends_on: list[str] = Field(default_factory=list)
+    actuator: Actuator
+    steps: Steps | None = None
+    bake: Duration | None = None
+    interval: Duration | None = None
+    gates: list[str] | None = None
+    approval: Approval | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(f"version must be a string: quote it ('{value}'), YAML reads it as a number")
+        return value
+
+
+class Spec(_Model):
+    prometheus: PrometheusRef | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    budget_policy: BudgetPolicy | None = None
+    windows: DeployWindows | None = None
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    lockstep: bool = False
+    max_parallel: int = Field(0, ge=0)
+    services: list[Service] = Field(min_length=1)
+
+
+class RolloutPlan(_Model):
+    api_version: Literal["shiprail/v1"] = Field(alias="apiVersion")
+    kind: Literal["RolloutPlan"]
+    metadata: Metadata
+    spec: Spec
+
+    def service(self, name: str) -> Service:
+        for service in self.spec.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
