@@ -1,0 +1,62 @@
+"""Gates: pure judgements over Prometheus results, one module per gate type.
+
+`evaluate` is the single entry point the bake activity and the dry run share.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import ModuleType
+from typing import Any
+
+from shiprail.gates import burn_rate, compare, latency, threshold
+from shiprail.gates.base import GateContext, GateVerdict, QueryResult, QuerySpec, Verdict
+from shiprail.gates.prometheus import PrometheusSource
+from shiprail.gates.tracker import GateTracker, StepOutcome, step_outcome
+from shiprail.plan.models import Gate
+
+_KINDS: dict[str, ModuleType] = {
+    "threshold": threshold,
+    "burn_rate": burn_rate,
+    "latency": latency,
+    "compare": compare,
+}
+
+
+def gate_queries(gate: Gate, ctx: GateContext) -> dict[str, QuerySpec]:
+    result: dict[str, QuerySpec] = _KINDS[gate.type].queries(gate, ctx)
+    return result
+
+
+def judge(name: str, gate: Gate, ctx: GateContext, results: dict[str, QueryResult],
+          memory: dict[str, Any]) -> GateVerdict:
+    verdict: GateVerdict = _KINDS[gate.type].judge(gate, name, ctx, results, memory)
+    return verdict
+
+
+def evaluate(name: str, gate: Gate, ctx: GateContext, source: PrometheusSource,
+             memory: dict[str, Any]) -> GateVerdict:
+    """Fetch what the gate needs at `ctx.now` and judge it. Never raises for bad data."""
+    results = source.fetch(gate_queries(gate, ctx), ctx.now)
+    return judge(name, gate, ctx, results, memory)
+
+
+def gate_interval(gate: Gate, step_interval: timedelta) -> timedelta:
+    return gate.interval or step_interval
+
+
+__all__ = [
+    "GateContext",
+    "GateTracker",
+    "GateVerdict",
+    "PrometheusSource",
+    "QueryResult",
+    "QuerySpec",
+    "StepOutcome",
+    "Verdict",
+    "evaluate",
+    "gate_interval",
+    "gate_queries",
+    "judge",
+    "step_outcome",
+]

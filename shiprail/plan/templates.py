@@ -46,3 +46,13 @@ def render(text: str, values: Mapping[str, str]) -> str:
         return escape_label_value(values[name])
 
     return _PLACEHOLDER.sub(_sub, text)
+
+
+def with_label(selector: str, name: str, value: str) -> str:
+    """Add a matcher to a series selector: `m{a="b"}` → `m{a="b",le="0.3"}`."""
+    matcher = f'{name}="{escape_label_value(value)}"'
+    stripped = selector.rstrip()
+    if stripped.endswith("}"):
+        inner = stripped[stripped.rindex("{") + 1 : -1].strip()
+        return f"{stripped[:-1]}{',' if inner else ''}{matcher}}}"
+    return f"{stripped}{{{matcher}}}"

@@ -1,0 +1,71 @@
+"""Inputs and outputs of activities: what crosses into workflow history.
+
+Nothing here may hold a secret: actuator headers are `env:`/`file:` references.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from shiprail.gates.base import GateVerdict
+from shiprail.plan.durations import Duration
+from shiprail.plan.models import Actuator, BudgetPolicy, Gate
+
+
+class ReadExposure(BaseModel):
+    service: str
+    actuator: Actuator
+
+
+class SetExposure(BaseModel):
+    service: str
+    actuator: Actuator
+    version: str
+    weight: float
+    rollout_id: str
+    idempotency_key: str
+
+
+class BakeRequest(BaseModel):
+    """Evaluate `gates` every interval from `step_start` until the step is decided.
+
+    With `bake` None the activity holds: it only returns when a gate fails (pause).
+    """
+
+    rollout_id: str
+    service: str
+    version: str
+    stable_version: str
+    weight: float
+    step_start: datetime
+    bake: Duration | None
+    interval: Duration
+    gates: dict[str, Gate]
+    prometheus_url: str | None = None
+    prometheus_timeout: Duration | None = None
+
+
+class GateSummary(BaseModel):
+    verdict: GateVerdict
+    evaluations: str
+    failed: bool
+
+
+class BakeResult(BaseModel):
+    passed: bool
+    reason: str
+    gates: list[GateSummary]
+
+
+class BudgetRequest(BaseModel):
+    services: list[str]
+    policy: BudgetPolicy
+    prometheus_url: str | None = None
+
+
+class BudgetResult(BaseModel):
+    passed: bool
+    verdicts: dict[str, GateVerdict]
+    at: datetime

@@ -1,0 +1,36 @@
+"""The one actuator interface: read a service's exposure, set a new one.
+
+Errors are split the way retries need them: a permanent error (bad request, unknown
+service, missing credential) is never retried; a transient one (5xx, connection) is,
+by the activity's retry policy.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from shiprail.status import Exposure
+
+
+class ExposureChange(BaseModel):
+    service: str
+    version: str
+    weight: float
+    rollout_id: str
+    idempotency_key: str
+
+
+class ActuatorError(Exception):
+    """A transient failure: retrying may help."""
+
+
+class PermanentActuatorError(ActuatorError):
+    """Retrying cannot help (4xx, bad configuration)."""
+
+
+class Actuator(Protocol):
+    async def read(self, service: str) -> Exposure: ...
+
+    async def apply(self, change: ExposureChange) -> None: ...

@@ -1,0 +1,167 @@
+"""An in-process implementation of the HTTP actuator contract (DESIGN §5).
+
+It is the demo fleet's traffic router API and the test suite's actuator: it keeps each
+service's exposure, honours idempotency keys, logs every call (so tests can prove order
+and that nothing untouched was called), and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from shiprail.status import Exposure
+
+
+@dataclass
+class Call:
+    method: str
+    service: str
+    time: float
+    version: str | None = None
+    weight: float | None = None
+    idempotency_key: str | None = None
+    applied: bool = False
+    status: int = 200
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+
+
+@dataclass
+class ExposureStore:
+    exposures: dict[str, Exposure] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    _keys: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _faults: dict[tuple[str, str], _Fault] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, service: str, stable_version: str, canary_version: str | None = None, weight: float = 0) -> None:
+        with self._lock:
+            self.exposures[service] = Exposure(service=service, stable_version=stable_version,
+                                               canary_version=canary_version, weight=weight)
+
+    def fail(self, service: str, method: str = "PUT", status: int = 500, times: int = 1) -> None:
+        """The next `times` calls of `method` for `service` answer `status`."""
+        with self._lock:
+            self._faults[(service, method)] = _Fault(status, times)
+
+    def _fault(self, service: str, method: str) -> int | None:
+        fault = self._faults.get((service, method))
+        if fault and fault.remaining > 0:
+            fault.remaining -= 1
+            return fault.status
+        return None
+
+    def get(self, service: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            status = self._fault(service, "GET")
+            call = Call("GET", service, time.time(), status=status or 200)
+            self.calls.append(call)
+            if status:
+                return status, {"error": "injected fault"}
+            if service not in self.exposures:
+                call.status = 404
+                return 404, {"error": f"unknown service {service!r}"}
+            return 200, self.exposures[service].model_dump()
+
+    def put(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            service = str(body.get("service", ""))
+            call = Call("PUT", service, time.time(), version=body.get("version"), weight=body.get("weight"),
+                        idempotency_key=body.get("idempotency_key"))
+            self.calls.append(call)
+            status = self._fault(service, "PUT")
+            if status:
+                call.status = status
+                return status, {"error": "injected fault"}
+            current = self.exposures.get(service)
+            weight = body.get("weight")
+            if current is None or not isinstance(weight, int | float) or not 0 <= weight <= 100 or not body.get("version"):
+                call.status = 400 if current is not None else 404
+                return call.status, {"error": "bad exposure change"}
+            key = str(body.get("idempotency_key") or "")
+            if key and key in self._keys:
+                return 200, current.model_dump()  # the same change again changes nothing
+            version = str(body["version"])
+            if version == current.stable_version:
+                # Back to stable: the canary is gone, whatever weight was asked for.
+                updated = Exposure(service=service, stable_version=current.stable_version)
+            else:
+                updated = Exposure(service=service, stable_version=current.stable_version,
+                                   canary_version=version, weight=float(weight))
+            self.exposures[service] = updated
+            if key:
+                self._keys[key] = (version, float(weight))
+            call.applied = True
+            return 200, updated.model_dump()
+
+    def puts(self, *, applied_only: bool = True) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == "PUT" and (c.applied or not applied_only)]
+
+
+class ActuatorServer:
+    """Serves an `ExposureStore` at http://127.0.0.1:PORT/exposure."""
+
+    def __init__(self, store: ExposureStore | None = None, port: int = 0, latency: float = 0.0) -> None:
+        self.store = store or ExposureStore()
+        self.latency = latency
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/exposure"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if server.latency:
+                    time.sleep(server.latency)
+                query = parse_qs(urlparse(self.path).query)
+                self._send(*server.store.get(query.get("service", [""])[0]))
+
+            def do_PUT(self) -> None:
+                if server.latency:
+                    time.sleep(server.latency)
+                length = int(self.headers.get("Content-Length", 0))
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    self._send(400, {"error": "body is not JSON"})
+                    return
+                self._send(*server.store.put(body if isinstance(body, dict) else {}))
+
+        return Handler
+
+    def start(self) -> ActuatorServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="actuator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

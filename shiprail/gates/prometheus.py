@@ -1,0 +1,111 @@
+"""The Prometheus source: runs a gate's named queries and never raises for bad data.
+
+Errors, timeouts, empty results and NaN come back as `QueryResult`s that gates judge as
+inconclusive. Transient failures (connection, 5xx) are retried here a few times within
+one evaluation, separately from the gate's own failure counting; a bad query (4xx) is not
+retried and carries Prometheus's own error message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+
+from shiprail.gates.base import QueryResult, QuerySpec
+
+_ATTEMPTS = 3
+_BACKOFF = 0.5
+
+
+class PrometheusSource:
+    def __init__(self, url: str, timeout: timedelta = timedelta(seconds=10)) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = max(1, int(timeout.total_seconds()))
+        self._client = PrometheusConnect(url=self.url, disable_ssl=True, timeout=self.timeout)
+
+    def fetch(self, specs: dict[str, QuerySpec], at: datetime) -> dict[str, QueryResult]:
+        return {name: self.run(spec, at) for name, spec in specs.items()}
+
+    def run(self, spec: QuerySpec, at: datetime) -> QueryResult:
+        error = "no attempt made"
+        for attempt in range(_ATTEMPTS):
+            try:
+                if spec.range_step is not None and spec.range_start is not None:
+                    return self._range(spec, at)
+                return self._instant(spec.promql, at)
+            except PrometheusApiClientException as exc:
+                error, permanent = _api_error(exc)
+                if permanent:
+                    return QueryResult(error=error)
+            except requests.RequestException as exc:
+                error = f"Prometheus at {self.url} unreachable: {type(exc).__name__}"
+            if attempt + 1 < _ATTEMPTS:
+                time.sleep(_BACKOFF * (attempt + 1))
+        return QueryResult(error=error)
+
+    def _instant(self, promql: str, at: datetime) -> QueryResult:
+        result: Any = self._client.custom_query(promql, params={"time": at.timestamp()})
+        return _single_value(result)
+
+    def _range(self, spec: QuerySpec, at: datetime) -> QueryResult:
+        assert spec.range_start is not None and spec.range_step is not None
+        step = f"{max(1, int(spec.range_step.total_seconds()))}s"
+        result: Any = self._client.custom_query_range(
+            spec.promql, start_time=spec.range_start, end_time=at, step=step
+        )
+        if len(result) > 1:
+            return QueryResult(error=f"query returned {len(result)} series; a gate needs one")
+        if not result:
+            return QueryResult()
+        series = [float(v) for _, v in result[0]["values"]]
+        finite = [v for v in series if math.isfinite(v)]
+        return QueryResult(value=finite[-1] if finite else None, series=finite)
+
+    def check_ready(self) -> str | None:
+        """None when Prometheus answers, else why not."""
+        try:
+            response = requests.get(f"{self.url}/-/ready", timeout=self.timeout)
+        except requests.RequestException as exc:
+            return f"Prometheus at {self.url} unreachable: {type(exc).__name__}"
+        return None if response.ok else f"Prometheus at {self.url} not ready: HTTP {response.status_code}"
+
+
+def _single_value(result: Any) -> QueryResult:
+    # A scalar comes back as [ts, "value"], a vector as a list of {metric, value}.
+    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+        return QueryResult(value=float(result[1]))
+    if not result:
+        return QueryResult()
+    if len(result) > 1:
+        labels = ", ".join(json.dumps(r.get("metric", {})) for r in result[:3])
+        return QueryResult(
+            error=f"query returned {len(result)} series ({labels}…); a gate needs one: aggregate it with sum()"
+        )
+    return QueryResult(value=float(result[0]["value"][1]))
+
+
+def _api_error(exc: PrometheusApiClientException) -> tuple[str, bool]:
+    """Prometheus's own message, and whether retrying cannot help."""
+    text = str(exc)
+    status = 0
+    if text.startswith("HTTP Status Code "):
+        try:
+            status = int(text.split()[3])
+        except (IndexError, ValueError):
+            status = 0
+    message = text
+    start = text.find("{")
+    if start != -1:
+        try:
+            raw = text[start:].rstrip(")'\"")
+            body = json.loads(raw.encode().decode("unicode_escape"))
+            message = f"{body.get('errorType', 'error')}: {body.get('error', text)}"
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return f"Prometheus rejected the query: {message}", 400 <= status < 500

@@ -1,0 +1,79 @@
+"""Statistics for canary-vs-baseline comparisons. Pure functions, numbers in, numbers out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+from scipy.special import gammaln
+
+
+def tolerated_share(rho: float, max_increase: float) -> float:
+    """The canary's share of errors if its error rate were (1 + δ)× the baseline's.
+
+    With traffic share ρ and equal rates the canary gets ρ of the errors; a tolerated
+    relative increase δ moves the null to ρ' = ρ(1+δ) / (1 + ρδ).
+    """
+    return rho * (1 + max_increase) / (1 + rho * max_increase)
+
+
+def poisson_log_bayes_factor(n_baseline: int, n_canary: int, rho: float, prior_strength: float) -> float:
+    """Lindon & Malek (2022) Dirichlet–multinomial Bayes factor for error counts.
+
+    Under H0 the canary's share of errors is ρ; the alternative puts a Dirichlet(k·ρ, k·(1−ρ))
+    prior on that share. Anytime-valid: exp(−log BF) is a p-value at every look.
+    """
+    counts = np.array([n_baseline, n_canary], dtype=float)
+    shares = np.array([1 - rho, rho], dtype=float)
+    alpha = prior_strength * shares
+    total = counts.sum()
+    return float(
+        gammaln(alpha.sum()) - gammaln(alpha.sum() + total)
+        + np.sum(gammaln(alpha + counts) - gammaln(alpha))
+        - np.sum(counts * np.log(shares))
+    )
+
+
+def sequential_p_value(
+    n_baseline: int, n_canary: int, rho: float, prior_strength: float, previous: float = 1.0
+) -> float:
+    """Always-valid p-value: the running minimum of min(1, 1/BF) over all looks so far."""
+    if n_baseline + n_canary == 0:
+        return previous
+    log_bf = poisson_log_bayes_factor(n_baseline, n_canary, rho, prior_strength)
+    return min(previous, 1.0, math.exp(-log_bf) if log_bf < 700 else 0.0)
+
+
+def hodges_lehmann(canary: list[float], baseline: list[float], confidence: float) -> tuple[float, float, float]:
+    """Shift estimate Δ (canary − baseline) and its confidence interval [low, high].
+
+    Uses the Walsh-difference order statistics with the Mann–Whitney normal approximation,
+    as Kayenta's judge does.
+    """
+    x, y = np.asarray(canary, dtype=float), np.asarray(baseline, dtype=float)
+    diffs = np.sort(np.subtract.outer(x, y).ravel())
+    m, n = len(x), len(y)
+    shift = float(np.median(diffs))
+    z = stats.norm.ppf(1 - (1 - confidence) / 2)
+    k = int(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)))
+    k = min(max(k, 0), len(diffs) - 1)
+    return shift, float(diffs[k]), float(diffs[len(diffs) - 1 - k])
+
+
+def mann_whitney_greater(canary: list[float], baseline: list[float]) -> float:
+    """One-sided p-value that the canary's values are stochastically larger."""
+    return float(stats.mannwhitneyu(canary, baseline, alternative="greater").pvalue)
+
+
+def spent_alpha(alpha: float, look: int, planned_looks: int) -> float:
+    """Alpha for look `look` (1-based) under a quadratic spending function.
+
+    The pieces sum to `alpha` over the planned looks, so repeatedly testing a growing
+    window does not inflate the false-rollback rate (Bonferroni over looks); looks past
+    the plan get nothing more.
+    """
+    planned = max(planned_looks, 1)
+    if look > planned:
+        return 0.0
+    return alpha * ((look / planned) ** 2 - ((look - 1) / planned) ** 2)

@@ -1,0 +1,30 @@
+"""The one place that registers every workflow and activity on task queue `shiprail`."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from shiprail.activities import actuation, bake, budget, locks
+from shiprail.client import TASK_QUEUE
+from shiprail.workflows.lock import ServiceLockWorkflow
+from shiprail.workflows.rollout import RolloutWorkflow
+
+WORKFLOWS = [RolloutWorkflow, ServiceLockWorkflow]
+ACTIVITIES = [
+    actuation.read_exposure,
+    actuation.set_exposure,
+    bake.bake,
+    budget.check_budget,
+    locks.lock_holder,
+]
+
+
+def build_worker(client: Client, *, task_queue: str = TASK_QUEUE, max_concurrent_activities: int = 1000) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        max_concurrent_activities=max_concurrent_activities,
+    )
