@@ -109,6 +109,8 @@ def _pydantic_message(error: Any, raw: Any) -> str:
         return f"unknown gate type {tag!r} (expected one of: {', '.join(GATE_TYPES)})"
     if kind == "union_tag_not_found":
         return f"field 'type' is missing (expected one of: {', '.join(GATE_TYPES)})"
+    if kind == "too_short" and loc and loc[-1] == "services":
+        return "a plan needs at least one service"
     if kind == "string_pattern_mismatch":
         return _PATTERN_MESSAGES.get(error.get("ctx", {}).get("pattern", ""), str(error["msg"]))
     message = str(error["msg"])

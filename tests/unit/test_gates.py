@@ -1,0 +1,250 @@
+"""Each gate type on synthetic results: good, regressed, sparse, empty, NaN, erroring."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+
+from shiprail.gates import GateTracker, StepOutcome, Verdict, gate_queries, judge, step_outcome
+from shiprail.gates.base import GateContext, QueryResult
+from shiprail.plan.models import Gate
+
+GATE = TypeAdapter(Gate)
+START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def ctx(elapsed: float = 120, weight: float = 10) -> GateContext:
+    return GateContext(service="payments", version="2.0", stable_version="1.0", weight=weight,
+                       step_start=START, now=START + timedelta(seconds=elapsed),
+                       bake=timedelta(minutes=5), interval=timedelta(seconds=30))
+
+
+def gate(**spec: Any) -> Gate:
+    return GATE.validate_python(spec)
+
+
+def run(g: Gate, results: dict[str, QueryResult], memory: dict[str, Any] | None = None, c: GateContext | None = None):  # type: ignore[no-untyped-def]
+    return judge("g", g, c or ctx(), results, memory if memory is not None else {})
+
+
+V = lambda x: QueryResult(value=x)  # noqa: E731
+EMPTY = QueryResult()
+NAN = QueryResult(value=math.nan)
+ERROR = QueryResult(error="Prometheus at http://x unreachable")
+
+THRESHOLD = gate(type="threshold", query='x{service="{{service}}"}', max=0.01)
+
+
+class TestThreshold:
+    def test_queries_render_templates(self) -> None:
+        assert gate_queries(THRESHOLD, ctx())["value"].promql == 'x{service="payments"}'
+
+    @pytest.mark.parametrize(("value", "status"), [(0.0, Verdict.PASS), (0.01, Verdict.PASS), (0.0101, Verdict.FAIL)])
+    def test_bound(self, value: float, status: Verdict) -> None:
+        assert run(THRESHOLD, {"value": V(value)}).status is status
+
+    @pytest.mark.parametrize("result", [EMPTY, NAN, ERROR, QueryResult(value=math.inf)])
+    def test_missing_is_inconclusive(self, result: QueryResult) -> None:
+        verdict = run(THRESHOLD, {"value": result})
+        assert verdict.status is Verdict.INCONCLUSIVE and verdict.no_data
+
+    def test_min_samples(self) -> None:
+        g = gate(type="threshold", query="x", samples="n", min=0.5, min_samples=100)
+        assert run(g, {"value": V(0.9), "samples": V(99)}).status is Verdict.INCONCLUSIVE
+        assert run(g, {"value": V(0.9), "samples": V(100)}).status is Verdict.PASS
+        assert run(g, {"value": V(0.4), "samples": V(100)}).status is Verdict.FAIL
+
+
+BURN = gate(type="burn_rate", objective=0.999, bad='e{code=~"5.."}', total="e",
+            windows=[{"long": "5m", "short": "1m", "max_burn": 14.4}], min_samples=100)
+
+
+def burn_results(bad_long: float, total_long: float, bad_short: float, total_short: float) -> dict[str, QueryResult]:
+    return {"bad_0_long": V(bad_long), "total_0_long": V(total_long),
+            "bad_0_short": V(bad_short), "total_0_short": V(total_short)}
+
+
+class TestBurnRate:
+    def test_windows_clipped_to_step(self) -> None:
+        queries = gate_queries(BURN, ctx(elapsed=90))
+        assert "[90s]" in queries["total_0_long"].promql and "[60s]" in queries["total_0_short"].promql
+        assert "or vector(0)" in queries["bad_0_long"].promql
+
+    def test_both_windows_burning_fails(self) -> None:
+        verdict = run(BURN, burn_results(20, 1000, 10, 400))  # 2% and 2.5% = 20× and 25×
+        assert verdict.status is Verdict.FAIL and "20.0×" in verdict.reason
+
+    def test_only_long_window_burning_passes(self) -> None:
+        # errors stopped: the short window recovers, so the gate does too
+        assert run(BURN, burn_results(20, 1000, 0, 400)).status is Verdict.PASS
+
+    def test_low_error_passes(self) -> None:
+        verdict = run(BURN, burn_results(1, 1000, 0, 400))
+        assert verdict.status is Verdict.PASS and verdict.value == pytest.approx(1.0)
+
+    def test_too_few_requests(self) -> None:
+        assert run(BURN, burn_results(5, 50, 5, 20)).status is Verdict.INCONCLUSIVE
+
+    @pytest.mark.parametrize("result", [EMPTY, NAN, ERROR, V(0)])
+    def test_no_traffic_or_error_is_inconclusive(self, result: QueryResult) -> None:
+        results = burn_results(0, 1000, 0, 400)
+        results["total_0_short"] = result
+        assert run(BURN, results).status is Verdict.INCONCLUSIVE
+
+
+LATENCY_Q = gate(type="latency", histogram='h_bucket{service="{{service}}"}', quantile=0.99, max=0.3)
+LATENCY_SLI = gate(type="latency", histogram="h_bucket", faster_than=0.25, objective=0.95)
+
+
+class TestLatency:
+    def test_quantile_queries(self) -> None:
+        q = gate_queries(LATENCY_Q, ctx(elapsed=30))
+        assert q["quantile"].promql.startswith("histogram_quantile(0.99, sum by (le) (rate(h_bucket{service=\"payments\"}[30s])))")
+        assert 'le="+Inf"' in q["count"].promql
+
+    def test_quantile_verdicts(self) -> None:
+        assert run(LATENCY_Q, {"count": V(500), "quantile": V(0.2)}).status is Verdict.PASS
+        failed = run(LATENCY_Q, {"count": V(500), "quantile": V(0.45)})
+        assert failed.status is Verdict.FAIL and "450ms > 300ms" in failed.reason
+
+    @pytest.mark.parametrize("result", [EMPTY, NAN, ERROR])
+    def test_quantile_missing(self, result: QueryResult) -> None:
+        assert run(LATENCY_Q, {"count": V(500), "quantile": result}).status is Verdict.INCONCLUSIVE
+
+    def test_sli_form(self) -> None:
+        assert 'le="0.25"' in gate_queries(LATENCY_SLI, ctx())["fast"].promql
+        assert run(LATENCY_SLI, {"count": V(1000), "fast": V(960)}).status is Verdict.PASS
+        assert run(LATENCY_SLI, {"count": V(1000), "fast": V(900)}).status is Verdict.FAIL
+        assert run(LATENCY_SLI, {"count": V(0), "fast": V(0)}).status is Verdict.INCONCLUSIVE
+
+
+COMPARE = gate(type="compare", bad='e{version="{{version}}",code="500"}', total='e{version="{{version}}"}',
+               max_increase=0.0, confidence=0.99)
+
+
+def counts(cb: float, ct: float, bb: float, bt: float) -> dict[str, QueryResult]:
+    return {"canary_bad": V(cb), "canary_total": V(ct), "baseline_bad": V(bb), "baseline_total": V(bt)}
+
+
+class TestCompareCounts:
+    def test_queries_use_both_versions(self) -> None:
+        q = gate_queries(COMPARE, ctx())
+        assert 'version="2.0"' in q["canary_total"].promql and 'version="1.0"' in q["baseline_total"].promql
+        assert "[120s]" in q["canary_bad"].promql
+
+    def test_equal_rates_pass(self) -> None:
+        assert run(COMPARE, counts(10, 1000, 90, 9000)).status is Verdict.PASS
+
+    def test_clear_regression_fails(self) -> None:
+        verdict = run(COMPARE, counts(40, 1000, 90, 9000))  # 4% vs 1%
+        assert verdict.status is Verdict.FAIL
+        assert "4.0× baseline" in verdict.reason and "p < 0.001" in verdict.reason
+
+    def test_better_canary_never_fails(self) -> None:
+        assert run(COMPARE, counts(0, 1000, 500, 9000)).status is Verdict.PASS
+
+    def test_tolerance(self) -> None:
+        tolerant = gate(type="compare", bad="b", total="t", max_increase=1.0)
+        assert run(tolerant, counts(30, 1000, 135, 9000)).status is Verdict.PASS  # 2× under a 2× tolerance
+
+    def test_p_value_is_running_minimum(self) -> None:
+        memory: dict[str, Any] = {}
+        run(COMPARE, counts(40, 1000, 90, 9000), memory)
+        low = memory["min_p"]
+        run(COMPARE, counts(41, 2000, 180, 18000), memory)  # later evidence looks fine
+        assert memory["min_p"] == low
+
+    def test_no_traffic_is_inconclusive(self) -> None:
+        assert run(COMPARE, counts(0, 0, 0, 1000)).status is Verdict.INCONCLUSIVE
+        assert run(COMPARE, {**counts(0, 100, 0, 1000), "canary_total": ERROR}).status is Verdict.INCONCLUSIVE
+
+    def test_not_applicable_at_full_weight(self) -> None:
+        assert gate_queries(COMPARE, ctx(weight=100)) == {}
+        assert run(COMPARE, {}, c=ctx(weight=100)).status is Verdict.PASS
+
+
+class TestCompareSamples:
+    G = gate(type="compare", query='lat{version="{{version}}"}', max_increase=0.1)
+
+    def test_shifted_samples_fail_and_equal_pass(self) -> None:
+        base = [0.100 + 0.001 * (i % 7) for i in range(40)]
+        slow = [v * 1.5 for v in base]
+        memory: dict[str, Any] = {}
+        c = ctx(elapsed=300)
+        assert run(self.G, {"canary": QueryResult(series=base), "baseline": QueryResult(series=base)}, memory, c).status is Verdict.PASS
+        verdict = run(self.G, {"canary": QueryResult(series=slow), "baseline": QueryResult(series=base)}, memory, c)
+        assert verdict.status is Verdict.FAIL
+
+    def test_too_few_samples(self) -> None:
+        assert run(self.G, {"canary": QueryResult(series=[1.0]), "baseline": QueryResult(series=[1.0, 2.0, 3.0])}).status is Verdict.INCONCLUSIVE
+
+
+def verdict(status: Verdict, no_data: bool = False):  # type: ignore[no-untyped-def]
+    from shiprail.gates import GateVerdict
+
+    return GateVerdict(gate="g", status=status, reason=status.value, no_data=no_data)
+
+
+class TestTracker:
+    def test_first_failure_fails_by_default(self) -> None:
+        t = GateTracker(name="g")
+        t.record(verdict(Verdict.FAIL), THRESHOLD)
+        assert t.failed
+
+    def test_failure_limit_total(self) -> None:
+        g = gate(type="threshold", query="x", max=1, failure_limit=2)
+        t = GateTracker(name="g")
+        for status in [Verdict.FAIL, Verdict.PASS, Verdict.FAIL, Verdict.PASS]:
+            t.record(verdict(status), g)
+        assert not t.failed
+        t.record(verdict(Verdict.FAIL), g)
+        assert t.failed and "3 failures, limit 2" in t.failure_reason
+
+    def test_consecutive_forgives_isolated_failures(self) -> None:
+        g = gate(type="threshold", query="x", max=1, failure_limit=1, consecutive=True)
+        t = GateTracker(name="g")
+        for status in [Verdict.FAIL, Verdict.PASS] * 5:
+            t.record(verdict(status), g)
+        assert not t.failed
+        t.record(verdict(Verdict.FAIL), g)
+        t.record(verdict(Verdict.FAIL), g)
+        assert t.failed and "consecutive" in t.failure_reason
+
+    def test_inconclusive_limit_fails_closed(self) -> None:
+        g = gate(type="threshold", query="x", max=1, inconclusive_limit=2)
+        t = GateTracker(name="g")
+        for _ in range(2):
+            t.record(verdict(Verdict.INCONCLUSIVE, no_data=True), g)
+        assert not t.failed and not t.passing
+        t.record(verdict(Verdict.INCONCLUSIVE, no_data=True), g)
+        assert t.failed and "failing closed" in t.failure_reason
+
+    def test_on_no_data_fail(self) -> None:
+        g = gate(type="threshold", query="x", max=1, on_no_data="fail")
+        t = GateTracker(name="g")
+        t.record(verdict(Verdict.INCONCLUSIVE, no_data=True), g)
+        assert t.failed
+
+    def test_on_no_data_wait_never_passes_and_never_counts(self) -> None:
+        g = gate(type="threshold", query="x", max=1, on_no_data="wait", inconclusive_limit=0)
+        t = GateTracker(name="g")
+        for _ in range(10):
+            t.record(verdict(Verdict.INCONCLUSIVE, no_data=True), g)
+        assert not t.failed and not t.passing and t.waits == 10
+        assert step_outcome([t], bake_over=True) is StepOutcome.CONTINUE
+
+    def test_step_needs_every_gate_passing_at_the_end(self) -> None:
+        a, b = GateTracker(name="a"), GateTracker(name="b")
+        a.record(verdict(Verdict.PASS), THRESHOLD)
+        assert step_outcome([a, b], bake_over=True) is StepOutcome.CONTINUE  # b never evaluated
+        b.record(verdict(Verdict.INCONCLUSIVE, no_data=True), THRESHOLD)
+        assert step_outcome([a, b], bake_over=True) is StepOutcome.CONTINUE  # missing data never promotes
+        b.record(verdict(Verdict.PASS), THRESHOLD)
+        assert step_outcome([a, b], bake_over=False) is StepOutcome.CONTINUE
+        assert step_outcome([a, b], bake_over=True) is StepOutcome.PASS
+        b.record(verdict(Verdict.FAIL), THRESHOLD)
+        assert step_outcome([a, b], bake_over=False) is StepOutcome.FAIL
