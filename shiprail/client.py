@@ -41,8 +41,9 @@ async def connect(address: str | None = None, *, identity: str | None = None) ->
             **({"identity": identity} if identity else {}),
         )
     except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
+        detail = "connection refused" if "Connection refused" in str(exc) else str(exc)
         raise Unreachable(
-            f"cannot reach Temporal at {config['target_host']} (namespace {config['namespace']}): {exc}",
+            f"cannot reach Temporal at {config['target_host']} (namespace {config['namespace']}): {detail}",
             hint="start one with `shiprail dev`, or set TEMPORAL_ADDRESS / a temporal.toml profile",
         ) from None
     except RPCError as exc:

@@ -26,8 +26,9 @@ app.add_typer(plan_cmd.app, name="plan")
 
 def _register_commands() -> None:
     # Imported here so `shiprail plan check` stays fast and works without Temporal.
-    from shiprail.cli import stack
+    from shiprail.cli import rollout, stack
 
+    rollout.register(app)
     stack.register(app)
 
 

@@ -46,19 +46,21 @@ def worker(
     address: Annotated[
         str | None, typer.Option(help="Temporal address; default from TEMPORAL_ADDRESS or profile")
     ] = None,
+    task_queue: Annotated[str, typer.Option(help="task queue to poll")] = TASK_QUEUE,
 ) -> None:
     """Run a worker on task queue `shiprail` against any Temporal (env config applies)."""
     try:
-        asyncio.run(_run_worker(address))
+        out.print(f"worker polling task queue '{task_queue}'")
+        asyncio.run(_run_worker(address, task_queue))
     except KeyboardInterrupt:
         out.print("worker stopped")
 
 
-async def _run_worker(address: str | None) -> None:
+async def _run_worker(address: str | None, task_queue: str = TASK_QUEUE) -> None:
     from shiprail.worker import build_worker
 
     client = await connect(address)
-    async with build_worker(client):
+    async with build_worker(client, task_queue=task_queue):
         await asyncio.Event().wait()
 
 

@@ -48,6 +48,10 @@ def judge(
     too_low = gate.min is not None and value < gate.min
     too_high = gate.max is not None and value > gate.max
     status = Verdict.FAIL if too_low or too_high else Verdict.PASS
-    relation = "<" if too_low else ">" if too_high else "within"
-    reason = f"{value:.4g} {relation} {bound}" if status is Verdict.FAIL else f"{value:.4g} {bound}"
+    if too_low:
+        reason = f"{value:.4g} < min {gate.min:g}"
+    elif too_high:
+        reason = f"{value:.4g} > max {gate.max:g}"
+    else:
+        reason = f"{value:.4g} within {bound}"
     return GateVerdict(gate=name, status=status, value=value, threshold=bound, reason=reason)

@@ -349,20 +349,22 @@ class RolloutWorkflow:
             for s in group
         ]
         resumed = asyncio.ensure_future(workflow.wait_condition(lambda: not self._paused))
+        tasks: list[asyncio.Future[Any]] = [resumed, *holds]
         try:
-            done, _ = await workflow.wait([resumed, *holds], return_when=asyncio.FIRST_COMPLETED)
-            for s, hold in zip(group, holds, strict=True):
-                if hold in done:
-                    try:
-                        result = hold.result()
-                    except ActivityError as exc:
-                        raise StepFailed(s.name, f"gate evaluation while paused failed: {_cause(exc)}") from None
-                    self._record_verdicts(s.name, s.steps[index], result)
-                    raise StepFailed(s.name, f"gate failed while paused at {s.steps[index]:g}%: {result.reason}")
-        finally:
-            for task in [resumed, *holds]:
-                task.cancel()
-            await asyncio.gather(resumed, *holds, return_exceptions=True)
+            done, _ = await workflow.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await _cancel(tasks)
+            raise
+        await _cancel(tasks)
+        for s, hold in zip(group, holds, strict=True):
+            if hold not in done or hold.cancelled():
+                continue
+            try:
+                result = hold.result()
+            except ActivityError as exc:
+                raise StepFailed(s.name, f"gate evaluation while paused failed: {_cause(exc)}") from None
+            self._record_verdicts(s.name, s.steps[index], result)
+            raise StepFailed(s.name, f"gate failed while paused at {s.steps[index]:g}%: {result.reason}")
 
     def _record_verdicts(self, service: str, weight: float, result: BakeResult) -> None:
         self._svc[service].gates = [
@@ -532,7 +534,7 @@ class RolloutWorkflow:
                 s.state = ServiceState.UNTOUCHED
         self._set_phase(phase)
         self._log("phase", f"{phase.value}: {reason}")
-        workflow.upsert_memo({"final": self._status.public()})
+        workflow.upsert_memo({"final": self._status.model_dump(mode="json")})
 
     def _live_phase(self) -> Phase:
         if self._status.phase.terminal or self._status.phase is Phase.ROLLING_BACK:
@@ -566,6 +568,12 @@ class _Blocked(Exception):
     pass
 
 
+async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _all_or_cancel(work: Sequence[Awaitable[T]]) -> list[T]:
     """Run concurrently; on the first failure cancel the rest, wait for them, re-raise it."""
     tasks = [asyncio.ensure_future(w) for w in work]
@@ -574,15 +582,11 @@ async def _all_or_cancel(work: Sequence[Awaitable[T]]) -> list[T]:
     try:
         await workflow.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     except asyncio.CancelledError:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel(tasks)
         raise
     failed = next((t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None), None)
     if failed is not None:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel(tasks)
         error = failed.exception()
         assert error is not None
         raise error

@@ -1,0 +1,3 @@
+from shiprail.cli import main
+
+main()

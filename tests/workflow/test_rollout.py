@@ -1,0 +1,369 @@
+"""The rollout workflow on the real Temporal dev server with an in-process HTTP actuator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
+
+from shiprail.demo.actuator import ActuatorServer
+from shiprail.devstack.prometheus import PrometheusServer
+from shiprail.devstack.temporal import TemporalDevServer, temporal_binary
+from shiprail.status import Exposure, Phase, ServiceState
+from shiprail.workflows.rollout import RolloutWorkflow
+from tests.workflow.helpers import WEIGHT_GATE, control, make_plan, refused, start, status_of, wait_status
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def seed(actuator: ActuatorServer, *services: str, stable: str = "1.0") -> dict[str, Exposure]:
+    for name in services:
+        actuator.store.add(name, stable)
+    return {name: actuator.store.exposures[name] for name in services}
+
+
+def put_weights(actuator: ActuatorServer, service: str) -> list[float | None]:
+    return [c.weight for c in actuator.store.puts() if c.service == service]
+
+
+async def test_chain_rolls_in_dependency_order(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    seed(actuator, "inventory", "payments", "checkout")
+    plan = make_plan(actuator.url, [
+        {"name": "checkout", "depends_on": ["payments"]},
+        {"name": "payments", "depends_on": ["inventory"]},
+        {"name": "inventory"},
+    ])
+    result = await (await start(client, plan, rollout_id)).result()
+    assert result.phase is Phase.SUCCEEDED
+    puts = [(c.service, c.weight) for c in actuator.store.puts()]
+    assert puts == [(s, w) for s in ("inventory", "payments", "checkout") for w in (10.0, 50.0, 100.0)]
+    assert all(actuator.store.exposures[s].weight == 100 for s in ("inventory", "payments", "checkout"))
+    assert [s.state for s in result.services] == [ServiceState.DONE] * 3
+
+
+async def test_diamond_middle_wave_runs_in_parallel(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    seed(actuator, "ledger", "payments", "inventory", "checkout")
+    plan = make_plan(actuator.url, [
+        {"name": "ledger"},
+        {"name": "payments", "depends_on": ["ledger"]},
+        {"name": "inventory", "depends_on": ["ledger"]},
+        {"name": "checkout", "depends_on": ["payments", "inventory"]},
+    ], defaults={"steps": [50, 100], "bake": "1s", "interval": "1s"})
+    result = await (await start(client, plan, rollout_id)).result()
+    assert result.phase is Phase.SUCCEEDED
+    calls = actuator.store.puts()
+    times = {(c.service, c.weight): c.time for c in calls}
+    # both middle services start before either finishes, and both finish before checkout starts
+    assert times[("inventory", 50.0)] < times[("payments", 100.0)]
+    assert times[("payments", 50.0)] < times[("inventory", 100.0)]
+    assert max(times[("payments", 100.0)], times[("inventory", 100.0)]) < times[("checkout", 50.0)]
+    assert times[("ledger", 100.0)] < min(times[("payments", 50.0)], times[("inventory", 50.0)])
+
+
+async def test_lockstep_moves_a_wave_together(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    seed(actuator, "a", "b", "c")
+    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b"}, {"name": "c", "bake": "2s"}], lockstep=True)
+    result = await (await start(client, plan, rollout_id)).result()
+    assert result.phase is Phase.SUCCEEDED
+    calls = actuator.store.puts()
+    for weight, after in ((10.0, 50.0), (50.0, 100.0)):
+        last_of_step = max(c.time for c in calls if c.weight == weight)
+        first_of_next = min(c.time for c in calls if c.weight == after)
+        assert last_of_step < first_of_next
+        # the next step waits for the slowest bake of the wave (c bakes 2 s)
+        c_step = next(c.time for c in calls if c.service == "c" and c.weight == weight)
+        assert first_of_next - c_step >= 2.0
+
+
+def gated_plan(actuator: ActuatorServer, prometheus: PrometheusServer, **spec: Any):  # type: ignore[no-untyped-def]
+    # wave 1: ledger, search; wave 2: payments (gated: fails at step 3, 50%); wave 3: checkout
+    return make_plan(actuator.url, [
+        {"name": "ledger"},
+        {"name": "search"},
+        {"name": "payments", "depends_on": ["ledger"], "gates": ["weight"]},
+        {"name": "checkout", "depends_on": ["payments"]},
+    ], prometheus={"url": prometheus.url}, gates={"weight": WEIGHT_GATE},
+        defaults={"steps": [5, 20, 50, 100], "bake": "1s", "interval": "1s"}, **spec)
+
+
+async def test_gate_failure_restores_every_touched_service_consumers_first(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    before = seed(actuator, "ledger", "search", "payments", "checkout")
+    actuator.store.add("search", "1.0", canary_version="1.9", weight=5)  # a canary already running
+    before["search"] = actuator.store.exposures["search"]
+    handle = await start(client, gated_plan(actuator, prometheus), rollout_id)
+    result = await handle.result()
+    assert result.phase is Phase.ROLLED_BACK
+    assert "payments" in result.reason and "vector" not in result.reason
+    assert "50 > max 20" in result.reason
+    # every service is back exactly where it was
+    assert actuator.store.exposures == before
+    puts = actuator.store.puts()
+    assert not [c for c in puts if c.service == "checkout"], "untouched service was actuated"
+    payments_steps = [c.weight for c in puts if c.service == "payments" and "restore" not in (c.idempotency_key or "")]
+    assert payments_steps == [5.0, 20.0, 50.0]
+    restores = [c for c in puts if (c.idempotency_key or "").endswith("/restore")]
+    assert [c.service for c in restores][0] == "payments"
+    assert {c.service for c in restores[1:]} == {"ledger", "search"}
+    assert next(c for c in restores if c.service == "search").weight == 5
+    gates = next(s for s in result.services if s.name == "payments").gates
+    assert gates[0].status == "fail" and gates[0].value == 50
+
+
+async def test_scope_dependents_leaves_unrelated_services_alone(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    seed(actuator, "ledger", "search", "payments", "checkout")
+    plan = gated_plan(actuator, prometheus, rollback={"scope": "dependents"})
+    result = await (await start(client, plan, rollout_id)).result()
+    assert result.phase is Phase.ROLLED_BACK
+    restores = [c.service for c in actuator.store.puts() if (c.idempotency_key or "").endswith("/restore")]
+    assert restores == ["payments"]
+    assert actuator.store.exposures["ledger"].weight == 100
+    assert actuator.store.exposures["payments"].weight == 0
+
+
+async def test_pause_holds_across_a_bake_boundary_then_resume(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
+    seed(actuator, "a")
+    plan = make_plan(actuator.url, [{"name": "a"}], defaults={"steps": [10, 50, 100], "bake": "2s", "interval": "1s"})
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
+    assert "paused" in await handle.execute_update(RolloutWorkflow.pause, control(reason="investigating"))
+    held = await wait_status(handle, lambda s: s.services[0].state is ServiceState.HOLDING, what="holding")
+    assert held.phase is Phase.PAUSED and held.services[0].weight == 10
+    assert re.search("already paused", await refused(handle, RolloutWorkflow.pause, control(reason="again")))
+    await asyncio.sleep(2.5)  # longer than a bake: the weight must not move while paused
+    assert put_weights(actuator, "a") == [10.0]
+    assert (await status_of(handle)).phase is Phase.PAUSED
+    await handle.execute_update(RolloutWorkflow.resume, control())
+    result = await handle.result()
+    assert result.phase is Phase.SUCCEEDED and put_weights(actuator, "a") == [10.0, 50.0, 100.0]
+    assert re.search("already completed", await refused(handle, RolloutWorkflow.resume, control()))
+
+
+async def test_failing_gate_while_paused_still_rolls_back(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    import time
+
+    seed(actuator, "a")
+    # Prometheus's time() passes the bound for the first few seconds, then fails it: the
+    # first bake passes, the hold that follows must catch the failure.
+    gate = {"type": "threshold", "query": "vector(time())", "max": time.time() + 6, "inconclusive_limit": 0}
+    plan = make_plan(actuator.url, [{"name": "a", "gates": ["clock"]}], prometheus={"url": prometheus.url},
+                     gates={"clock": gate})
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
+    await handle.execute_update(RolloutWorkflow.pause, control(reason="hold"))
+    await wait_status(handle, lambda s: s.services[0].state is ServiceState.HOLDING, what="holding")
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert result.phase is Phase.ROLLED_BACK
+    assert "while paused at 10%" in result.reason
+    assert put_weights(actuator, "a") == [10.0, 0.0]
+    assert actuator.store.exposures["a"].weight == 0
+
+
+async def test_resume_refused_when_not_paused(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    seed(actuator, "a")
+    handle = await start(client, make_plan(actuator.url, [{"name": "a"}]), rollout_id)
+    assert re.search("not paused", await refused(handle, RolloutWorkflow.resume, control()))
+    assert (await handle.result()).phase is Phase.SUCCEEDED
+
+
+async def test_approval_before_full(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    seed(actuator, "a", "b")
+    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "approval": "none"}],
+                     defaults={"steps": [10, 100], "bake": "1s", "interval": "1s", "approval": "before_full"})
+    handle = await start(client, plan, rollout_id)
+    assert re.search("awaiting approval", await refused(handle, RolloutWorkflow.approve, control(service="b")))
+    waiting = await wait_status(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, what="approval")
+    assert waiting.services[0].state is ServiceState.AWAITING_APPROVAL
+    assert put_weights(actuator, "a") == [10.0]
+    assert re.search("not in this rollout", await refused(handle, RolloutWorkflow.approve, control(service="nope")))
+    answer = await handle.execute_update(RolloutWorkflow.approve, control(service="a", reason="looks good"))
+    assert "a step 2" in answer
+    result = await handle.result()
+    assert result.phase is Phase.SUCCEEDED
+    audit = await handle.query(RolloutWorkflow.audit)
+    approval = [e for e in audit if e.kind == "human" and "approved" in e.message]
+    assert approval and approval[0].actor == "tester" and "looks good" in approval[0].message
+
+
+async def test_abort_rolls_back_and_second_abort_is_refused(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
+    before = seed(actuator, "a", "b")
+    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "depends_on": ["a"]}],
+                     defaults={"steps": [10, 50, 100], "bake": "3s", "interval": "1s"})
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[0].step == 2 and s.services[0].state is ServiceState.BAKING,
+                      what="step 2 baking")
+    answer = await handle.execute_update(RolloutWorkflow.abort, control(reason="bad smell"))
+    assert "rolling back: a" in answer
+    assert re.search("rolling back|rolled_back", await refused(handle, RolloutWorkflow.abort, control(reason="again")))
+    result = await handle.result()
+    assert result.phase is Phase.ROLLED_BACK and "aborted by tester: bad smell" in result.reason
+    assert actuator.store.exposures == before
+    assert not [c for c in actuator.store.calls if c.service == "b" and c.method == "PUT"]
+
+
+async def test_cancel_from_the_ui_compensates(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    before = seed(actuator, "a")
+    plan = make_plan(actuator.url, [{"name": "a"}], defaults={"steps": [10, 100], "bake": "5s", "interval": "1s"})
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert actuator.store.exposures == before
+    description = await handle.describe()
+    phase = [p.value for p in description.typed_search_attributes if p.key.name == "ShiprailPhase"]
+    assert phase == ["rolled_back"]
+
+
+async def test_transient_actuator_errors_are_retried(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    seed(actuator, "a")
+    actuator.store.fail("a", "PUT", status=503, times=2)
+    result = await (await start(client, make_plan(actuator.url, [{"name": "a"}]), rollout_id)).result()
+    assert result.phase is Phase.SUCCEEDED
+    assert [c.status for c in actuator.store.calls if c.method == "PUT"][:3] == [503, 503, 200]
+    assert put_weights(actuator, "a") == [10.0, 50.0, 100.0]
+
+
+async def test_permanent_actuator_error_rolls_back(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    before = seed(actuator, "a", "b")
+    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "depends_on": ["a"]}])
+    actuator.store.fail("b", "PUT", status=403, times=1)
+    result = await (await start(client, plan, rollout_id)).result()
+    assert result.phase is Phase.ROLLED_BACK
+    assert "HTTP 403" in result.reason
+    assert [c.status for c in actuator.store.calls if c.service == "b" and c.method == "PUT"][0] == 403
+    assert actuator.store.exposures == before
+
+
+async def test_unrestorable_service_ends_rollback_failed(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    seed(actuator, "a")
+    plan = make_plan(actuator.url, [{"name": "a", "gates": ["weight"]}], prometheus={"url": prometheus.url},
+                     gates={"weight": WEIGHT_GATE}, rollback={"timeout": "3s"},
+                     defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"})
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[0].step == 2, what="step 2")
+    actuator.store.fail("a", "PUT", status=500, times=1000)
+    result = await handle.result()
+    assert result.phase is Phase.ROLLBACK_FAILED
+    assert result.unrestored == ["a"] and "NOT restored: a" in result.reason
+    assert result.services[0].state is ServiceState.RESTORE_FAILED
+
+
+async def test_rollouts_sharing_a_service_never_overlap(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
+    seed(actuator, "shared", "x", "y")
+    first = await start(client, make_plan(actuator.url, [{"name": "shared"}, {"name": "x"}]), rollout_id + "-1")
+    await wait_status(first, lambda s: s.phase is Phase.RUNNING, what="first running")
+    second = await start(client, make_plan(actuator.url, [{"name": "shared", "version": "3.0"}, {"name": "y"}]),
+                         rollout_id + "-2")
+    pending = await wait_status(second, lambda s: s.lock_holder is not None, what="second pending")
+    assert pending.phase is Phase.PENDING and pending.lock_holder == rollout_id + "-1"
+    no_wait = await start(client, make_plan(actuator.url, [{"name": "shared"}]), rollout_id + "-3",
+                          wait_for_locks=False)
+    refused = await no_wait.result()
+    assert refused.phase is Phase.FAILED and f"locked by rollout {rollout_id}-1" in refused.reason
+    assert (await first.result()).phase is Phase.SUCCEEDED
+    assert (await second.result()).phase is Phase.SUCCEEDED
+    shared = [c for c in actuator.store.puts() if c.service == "shared"]
+    assert [c.version for c in shared] == ["2.0"] * 3 + ["3.0"] * 3
+    assert not [c for c in actuator.store.calls if c.service == "y" and c.time < shared[2].time]
+
+
+async def test_lock_released_when_holder_is_terminated(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
+    seed(actuator, "shared")
+    plan = make_plan(actuator.url, [{"name": "shared"}], defaults={"steps": [10, 100], "bake": "30s", "interval": "1s"})
+    holder = await start(client, plan, rollout_id + "-1")
+    await wait_status(holder, lambda s: s.phase is Phase.RUNNING, what="holder running")
+    waiter = await start(client, make_plan(actuator.url, [{"name": "shared"}]), rollout_id + "-2")
+    await wait_status(waiter, lambda s: s.lock_holder is not None, what="waiter pending")
+    await holder.terminate("test")
+    assert (await waiter.result()).phase is Phase.SUCCEEDED
+
+
+async def test_rolled_back_rollout_is_found_by_search_attributes(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, temporal_server: TemporalDevServer,
+    rollout_id: str,
+) -> None:
+    seed(actuator, "ledger", "search", "payments", "checkout")
+    result = await (await start(client, gated_plan(actuator, prometheus), rollout_id)).result()
+    assert result.phase is Phase.ROLLED_BACK
+    query = 'ShiprailServices = "payments" AND ShiprailPhase = "rolled_back"'
+
+    def listed() -> list[str]:
+        output = subprocess.run(
+            [temporal_binary(), "workflow", "list", "--address", temporal_server.address, "--query", query,
+             "-o", "json"], capture_output=True, text=True, check=True,
+        ).stdout
+        return [w["execution"]["workflowId"] for w in json.loads(output or "[]")]
+
+    from tests.workflow.helpers import eventually
+
+    async def found() -> bool:
+        return rollout_id in await asyncio.to_thread(listed)
+
+    await eventually(found, 15, "visibility to index the rollout")
+
+
+async def test_history_stays_small_for_a_large_plan(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+    names = [f"svc-{i:02d}" for i in range(50)]
+    seed(actuator, *names)
+    steps = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    plan = make_plan(actuator.url, [{"name": n} for n in names],
+                     defaults={"steps": steps, "bake": "0s", "interval": "0s"})
+    handle = await start(client, plan, rollout_id)
+    assert (await handle.result()).phase is Phase.SUCCEEDED
+    history = await handle.fetch_history()
+    per_service_step = len(history.events) / (len(names) * len(steps))
+    assert per_service_step <= 15, f"{len(history.events)} events, {per_service_step:.1f} per service-step"
+
+
+async def test_worker_killed_mid_bake_continues_without_duplicate_actuation(
+    client: Client, actuator: ActuatorServer, temporal_server: TemporalDevServer, rollout_id: str,
+    worker: Worker,
+) -> None:
+    import sys
+
+    seed(actuator, "a", "b")
+    queue = f"kill-{rollout_id}"
+    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "depends_on": ["a"]}],
+                     defaults={"steps": [10, 50, 100], "bake": "4s", "interval": "1s"})
+    argv = [sys.executable, "-m", "shiprail", "worker", "--address", temporal_server.address,
+            "--task-queue", queue]
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        handle = await start(client, plan, rollout_id, task_queue=queue)
+        await wait_status(handle, lambda s: s.services[0].step == 2 and s.services[0].state is ServiceState.BAKING,
+                          timeout=60, what="a baking at step 2")
+        first.kill()
+        first.wait()
+        second = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        result = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        for proc in (first, second):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert result.phase is Phase.SUCCEEDED
+    for service in ("a", "b"):
+        assert put_weights(actuator, service) == [10.0, 50.0, 100.0]
