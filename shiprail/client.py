@@ -36,10 +36,9 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
 async def connect(address: str | None = None, *, identity: str | None = None) -> Client:
     config = connect_config(address)
     try:
-        return await Client.connect(
-            **config, data_converter=pydantic_data_converter,
-            **({"identity": identity} if identity else {}),
-        )
+        if identity:
+            config["identity"] = identity
+        return await Client.connect(**config, data_converter=pydantic_data_converter)
     except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
         detail = "connection refused" if "Connection refused" in str(exc) else str(exc)
         raise Unreachable(

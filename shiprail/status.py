@@ -140,9 +140,15 @@ def render_details(status: RolloutStatus) -> str:
     lines = [f"**{status.phase.value}**" + (f" — {_md(status.reason)}" if status.reason else "")]
     if status.lock_holder:
         lines.append(f"\nwaiting for service lock held by `{status.lock_holder}`")
-    lines += ["", "| wave | service | version | step | weight | state | gates |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| wave | service | version | step | weight | state | gates |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in status.services:
-        gates = "; ".join(f"{g.name}: {g.status}" + (f" ({_md(g.reason)})" if g.reason else "") for g in s.gates)
+        gates = "; ".join(
+            f"{g.name}: {g.status}" + (f" ({_md(g.reason)})" if g.reason else "") for g in s.gates
+        )
         step = f"{s.step}/{len(s.steps)}" if s.step else f"–/{len(s.steps)}"
         lines.append(
             f"| {s.wave} | {s.name} | {s.version} | {step} | {s.weight:g}% | {s.state.value}"

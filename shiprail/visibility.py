@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 PLAN = SearchAttributeKey.for_keyword("ShiprailPlan")
@@ -9,4 +11,4 @@ PHASE = SearchAttributeKey.for_keyword("ShiprailPhase")
 SERVICES = SearchAttributeKey.for_keyword_list("ShiprailServices")
 TRAIN = SearchAttributeKey.for_keyword("ShiprailTrain")
 
-ALL: tuple[SearchAttributeKey[str] | SearchAttributeKey[list[str]], ...] = (PLAN, PHASE, SERVICES, TRAIN)
+ALL: tuple[SearchAttributeKey[Any], ...] = (PLAN, PHASE, SERVICES, TRAIN)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -11,7 +14,7 @@ from shiprail.workflows.lock import ServiceLockWorkflow
 from shiprail.workflows.rollout import RolloutWorkflow
 
 WORKFLOWS = [RolloutWorkflow, ServiceLockWorkflow]
-ACTIVITIES = [
+ACTIVITIES: list[Callable[..., Any]] = [
     actuation.read_exposure,
     actuation.set_exposure,
     bake.bake,
@@ -20,7 +23,9 @@ ACTIVITIES = [
 ]
 
 
-def build_worker(client: Client, *, task_queue: str = TASK_QUEUE, max_concurrent_activities: int = 1000) -> Worker:
+def build_worker(
+    client: Client, *, task_queue: str = TASK_QUEUE, max_concurrent_activities: int = 1000
+) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from shiprail.actuators import ExposureChange, PermanentActuatorError, for_config
 from shiprail.activities.types import ReadExposure, SetExposure
+from shiprail.actuators import ExposureChange, PermanentActuatorError, for_config
 from shiprail.status import Exposure
 
 
@@ -19,7 +19,8 @@ async def read_exposure(request: ReadExposure) -> Exposure:
     if exposure.service != request.service:
         raise ApplicationError(
             f"actuator answered for service {exposure.service!r}, asked for {request.service!r}",
-            type="ActuatorRejected", non_retryable=True,
+            type="ActuatorRejected",
+            non_retryable=True,
         )
     return exposure
 
@@ -27,8 +28,11 @@ async def read_exposure(request: ReadExposure) -> Exposure:
 @activity.defn
 async def set_exposure(request: SetExposure) -> None:
     change = ExposureChange(
-        service=request.service, version=request.version, weight=request.weight,
-        rollout_id=request.rollout_id, idempotency_key=request.idempotency_key,
+        service=request.service,
+        version=request.version,
+        weight=request.weight,
+        rollout_id=request.rollout_id,
+        idempotency_key=request.idempotency_key,
     )
     try:
         await for_config(request.actuator).apply(change)

@@ -51,7 +51,8 @@ def _restore(request: BakeRequest) -> _BakeState:
 def _result(state: _BakeState, outcome: StepOutcome) -> BakeResult:
     summaries = [
         GateSummary(verdict=t.last, evaluations=t.summary(), failed=t.failed)
-        for t in state.trackers.values() if t.last is not None
+        for t in state.trackers.values()
+        if t.last is not None
     ]
     if outcome is StepOutcome.PASS:
         reason = "; ".join(f"{s.verdict.gate}: {s.verdict.reason}" for s in summaries) or "no gates"
@@ -69,17 +70,25 @@ async def bake(request: BakeRequest) -> BakeResult:
     while True:
         now = datetime.now(UTC)
         ctx = GateContext(
-            service=request.service, version=request.version, stable_version=request.stable_version,
-            weight=request.weight, step_start=request.step_start, now=now,
-            bake=request.bake or timedelta(0), interval=request.interval,
+            service=request.service,
+            version=request.version,
+            stable_version=request.stable_version,
+            weight=request.weight,
+            step_start=request.step_start,
+            now=now,
+            bake=request.bake or timedelta(0),
+            interval=request.interval,
         )
         for name, gate in request.gates.items():
             if now < state.next_due[name]:
                 continue
             tracker = state.trackers[name]
             if source is None:
-                verdict = no_data(name, "query failed: no Prometheus configured (spec.prometheus.url or"
-                                  " SHIPRAIL_PROMETHEUS_URL on the worker)")
+                verdict = no_data(
+                    name,
+                    "query failed: no Prometheus configured (spec.prometheus.url or"
+                    " SHIPRAIL_PROMETHEUS_URL on the worker)",
+                )
             else:
                 verdict = await asyncio.to_thread(evaluate, name, gate, ctx, source, tracker.memory)
             tracker.record(verdict, gate)

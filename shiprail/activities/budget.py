@@ -20,8 +20,16 @@ async def check_budget(request: BudgetRequest) -> BudgetResult:
     url = prometheus_url(request.prometheus_url)
     verdicts = {}
     for service in request.services:
-        ctx = GateContext(service=service, version="", stable_version="", weight=0, step_start=now,
-                          now=now, bake=timedelta(0), interval=timedelta(0))
+        ctx = GateContext(
+            service=service,
+            version="",
+            stable_version="",
+            weight=0,
+            step_start=now,
+            now=now,
+            bake=timedelta(0),
+            interval=timedelta(0),
+        )
         if url is None:
             verdicts[service] = no_data("budget_policy", "no Prometheus configured")
             continue

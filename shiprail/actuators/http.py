@@ -30,7 +30,9 @@ class HttpWebhookActuator:
         except httpx.HTTPError as exc:
             raise ActuatorError(f"{method} {self.config.url}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 500:
-            raise ActuatorError(f"{method} {self.config.url}: HTTP {response.status_code}: {response.text[:200]}")
+            raise ActuatorError(
+                f"{method} {self.config.url}: HTTP {response.status_code}: {response.text[:200]}"
+            )
         if response.status_code >= 400:
             raise PermanentActuatorError(
                 f"{method} {self.config.url}: HTTP {response.status_code}: {response.text[:200]}"

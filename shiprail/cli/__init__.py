@@ -52,5 +52,7 @@ def main() -> None:
     except Exception as exc:  # never a traceback for the user, unless asked for
         if os.environ.get("SHIPRAIL_DEBUG"):
             raise
-        err.print(f"[red]internal error[/]: {type(exc).__name__}: {escape(str(exc))} (set SHIPRAIL_DEBUG=1 for details)")
+        err.print(
+            f"[red]internal error[/]: {type(exc).__name__}: {escape(str(exc))} (set SHIPRAIL_DEBUG=1 for details)"
+        )
         sys.exit(ExitCode.ROLLOUT_FAILED)

@@ -11,16 +11,22 @@ from rich.text import Text
 from shiprail.status import Phase, RolloutStatus
 
 _PHASE_STYLE = {
-    Phase.SUCCEEDED: "green", Phase.ROLLED_BACK: "yellow", Phase.ROLLBACK_FAILED: "bold red",
-    Phase.FAILED: "red", Phase.ROLLING_BACK: "yellow", Phase.PAUSED: "cyan",
-    Phase.AWAITING_APPROVAL: "magenta", Phase.WAITING_WINDOW: "blue",
+    Phase.SUCCEEDED: "green",
+    Phase.ROLLED_BACK: "yellow",
+    Phase.ROLLBACK_FAILED: "bold red",
+    Phase.FAILED: "red",
+    Phase.ROLLING_BACK: "yellow",
+    Phase.PAUSED: "cyan",
+    Phase.AWAITING_APPROVAL: "magenta",
+    Phase.WAITING_WINDOW: "blue",
 }
 
 
 def status_table(status: RolloutStatus, link: str | None = None) -> Group:
     style = _PHASE_STYLE.get(status.phase, "bold")
-    header = Text.from_markup(f"[bold]{escape(status.id)}[/] ({escape(status.plan)}) "
-                              f"[{style}]{status.phase.value}[/]")
+    header = Text.from_markup(
+        f"[bold]{escape(status.id)}[/] ({escape(status.plan)}) [{style}]{status.phase.value}[/]"
+    )
     if status.reason:
         header.append(f" — {status.reason}")
     table = Table(show_edge=False, pad_edge=False)
@@ -29,16 +35,24 @@ def status_table(status: RolloutStatus, link: str | None = None) -> Group:
     for s in status.services:
         step = f"{s.step}/{len(s.steps)}" if s.step else f"–/{len(s.steps)}"
         gates = Text()
-        for g in s.gates:
+        for i, g in enumerate(s.gates):
+            if i:
+                gates.append("\n")
             colour = {"pass": "green", "fail": "red"}.get(g.status, "yellow")
             gates.append(f"{g.name} ", style="bold")
             gates.append(g.status, style=colour)
             if g.reason:
                 gates.append(f" {g.reason}")
-            gates.append("\n")
-        table.add_row(str(s.wave), s.name, s.version, step, f"{s.weight:g}%",
-                      ProgressBar(total=100, completed=s.weight, width=12),
-                      s.state.value + (f" {s.note}" if s.note else ""), gates.rstrip() or Text("–"))
+        table.add_row(
+            str(s.wave),
+            s.name,
+            s.version,
+            step,
+            f"{s.weight:g}%",
+            ProgressBar(total=100, completed=s.weight, width=12),
+            s.state.value + (f" {s.note}" if s.note else ""),
+            gates if gates.plain else Text("–"),
+        )
     parts: list[Text | Table] = [header, table]
     if status.lock_holder:
         parts.append(Text(f"waiting for a service lock held by {status.lock_holder}", style="yellow"))

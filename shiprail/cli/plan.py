@@ -35,15 +35,26 @@ def _plan_summary(plan: RolloutPlan, schedule: Schedule) -> dict[str, Any]:
         "waves": schedule.waves,
         "services": [
             {
-                "name": s.name, "version": s.version, "wave": s.wave + 1, "steps": s.steps,
-                "bake": format_duration(s.bake), "interval": format_duration(s.interval),
-                "gates": s.gates, "approval": s.approval,
+                "name": s.name,
+                "version": s.version,
+                "wave": s.wave + 1,
+                "steps": s.steps,
+                "bake": format_duration(s.bake),
+                "interval": format_duration(s.interval),
+                "gates": s.gates,
+                "approval": s.approval,
             }
             for s in resolve_services(plan)
         ],
         "schedule": [
-            {"service": st.service, "wave": st.wave + 1, "step": st.index + 1, "weight": st.weight,
-             "start": format_duration(st.start), "bake": format_duration(st.bake)}
+            {
+                "service": st.service,
+                "wave": st.wave + 1,
+                "step": st.index + 1,
+                "weight": st.weight,
+                "start": format_duration(st.start),
+                "bake": format_duration(st.bake),
+            }
             for st in sorted(schedule.steps, key=lambda st: (st.start, st.wave, st.service))
         ],
         "shortest_duration": format_duration(schedule.total),
@@ -53,19 +64,28 @@ def _plan_summary(plan: RolloutPlan, schedule: Schedule) -> dict[str, Any]:
 
 
 def _print_summary(path: Path, summary: dict[str, Any]) -> None:
-    out.print(f"[green]✓[/] {path}: plan [bold]{summary['plan']}[/] is valid "
-              f"({len(summary['services'])} services, {len(summary['waves'])} waves"
-              f"{', lockstep' if summary['lockstep'] else ''})")
+    out.print(
+        f"[green]✓[/] {path}: plan [bold]{summary['plan']}[/] is valid "
+        f"({len(summary['services'])} services, {len(summary['waves'])} waves"
+        f"{', lockstep' if summary['lockstep'] else ''})"
+    )
     for index, wave in enumerate(summary["waves"], start=1):
         out.print(f"  wave {index}: {', '.join(wave)}")
-    table = Table(title="Step schedule (shortest: every gate passes at the end of every bake)",
-                  title_justify="left")
+    table = Table(
+        title="Step schedule (shortest: every gate passes at the end of every bake)", title_justify="left"
+    )
     for column in ("start", "wave", "service", "step", "weight", "bake"):
         table.add_column(column, justify="right" if column in {"start", "weight", "bake"} else "left")
     steps_of = {s["name"]: len(s["steps"]) for s in summary["services"]}
     for st in summary["schedule"]:
-        table.add_row(st["start"], str(st["wave"]), st["service"],
-                      f"{st['step']}/{steps_of[st['service']]}", f"{st['weight']:g}%", st["bake"])
+        table.add_row(
+            st["start"],
+            str(st["wave"]),
+            st["service"],
+            f"{st['step']}/{steps_of[st['service']]}",
+            f"{st['weight']:g}%",
+            st["bake"],
+        )
     out.print(table)
     approvals = " + time waiting for approvals" if summary["needs_approval"] else ""
     out.print(f"Shortest total duration: [bold]{summary['shortest_duration']}[/]{approvals}")

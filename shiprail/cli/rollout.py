@@ -62,7 +62,9 @@ async def _fetch_status(handle: WorkflowHandle[Any, Any]) -> RolloutStatus:
         description = await handle.describe()
         final = await description.memo_value("final", None)
         if final is None:
-            raise Unreachable(f"rollout {handle.id} cannot be queried ({exc.message}); is a worker running?") from None
+            raise Unreachable(
+                f"rollout {handle.id} cannot be queried ({exc.message}); is a worker running?"
+            ) from None
         return RolloutStatus.model_validate(final)
 
 
@@ -83,22 +85,33 @@ async def _warn_without_worker(client: Client) -> None:
         from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
         response = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=TASK_QUEUE),
-                                     task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=TASK_QUEUE),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
         )
         if not response.pollers:
-            err.print(f"[yellow]warning[/]: no worker polls task queue '{TASK_QUEUE}'; the rollout waits until one"
-                      " does (`shiprail worker` or `shiprail dev`)")
+            err.print(
+                f"[yellow]warning[/]: no worker polls task queue '{TASK_QUEUE}'; the rollout waits until one"
+                " does (`shiprail worker` or `shiprail dev`)"
+            )
     except RPCError:
         pass
 
 
 def start(
     plan_path: Annotated[Path, typer.Argument(help="the plan file", show_default=False)],
-    wait: Annotated[bool, typer.Option("--wait", help="wait for the end; exit 0 only if it succeeded")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="wait for the end; exit 0 only if it succeeded")
+    ] = False,
     watch: Annotated[bool, typer.Option("--watch", help="show live progress until the end")] = False,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="fail at once if a service is locked by another rollout")] = False,
-    rollout_id: Annotated[str | None, typer.Option("--id", help="rollout id (default: plan name + UTC time)")] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="fail at once if a service is locked by another rollout")
+    ] = False,
+    rollout_id: Annotated[
+        str | None, typer.Option("--id", help="rollout id (default: plan name + UTC time)")
+    ] = None,
     address: Address = None,
 ) -> None:
     """Start a rollout; print its id and web-UI link."""
@@ -112,11 +125,13 @@ def start(
             handle = await client.start_workflow(
                 RolloutWorkflow.run,
                 RolloutInput(plan=plan, rollout_id=rid, started_by=actor(), wait_for_locks=not no_wait),
-                id=rid, task_queue=TASK_QUEUE, search_attributes=start_search_attributes(plan),
+                id=rid,
+                task_queue=TASK_QUEUE,
+                search_attributes=start_search_attributes(plan),
                 static_summary=f"rollout {plan.metadata.name}{ticket}: "
-                               f"{', '.join(f'{s.name}@{s.version}' for s in plan.spec.services)}"[:200],
+                f"{', '.join(f'{s.name}@{s.version}' for s in plan.spec.services)}"[:200],
                 static_details=f"owner: {plan.metadata.owner or '–'}  \nticket: {plan.metadata.ticket or '–'}"
-                               f"  \nstarted by: {actor()}",
+                f"  \nstarted by: {actor()}",
             )
         except RPCError as exc:
             if exc.status is RPCStatusCode.ALREADY_EXISTS:
@@ -176,17 +191,19 @@ def list_rollouts(
 
     async def go() -> None:
         client = await _client(address)
-        rows = []
+        rows: list[dict[str, Any]] = []
         async for execution in client.list_workflows(query, limit=limit):
             attributes = execution.typed_search_attributes
-            rows.append({
-                "id": execution.id,
-                "plan": next((p.value for p in attributes if p.key.name == "ShiprailPlan"), None),
-                "phase": next((p.value for p in attributes if p.key.name == "ShiprailPhase"), None),
-                "services": next((p.value for p in attributes if p.key.name == "ShiprailServices"), []),
-                "started": execution.start_time.isoformat() if execution.start_time else None,
-                "status": execution.status.name.lower() if execution.status else None,
-            })
+            rows.append(
+                {
+                    "id": execution.id,
+                    "plan": next((p.value for p in attributes if p.key.name == "ShiprailPlan"), None),
+                    "phase": next((p.value for p in attributes if p.key.name == "ShiprailPhase"), None),
+                    "services": next((p.value for p in attributes if p.key.name == "ShiprailServices"), []),
+                    "started": execution.start_time.isoformat() if execution.start_time else None,
+                    "status": execution.status.name.lower() if execution.status else None,
+                }
+            )
         if as_json:
             print_json(rows)
             return
@@ -194,8 +211,13 @@ def list_rollouts(
 
         table = Table("id", "plan", "phase", "services", "started")
         for row in rows:
-            table.add_row(row["id"], row["plan"] or "", row["phase"] or "", ", ".join(row["services"]),
-                          (row["started"] or "")[:19])
+            table.add_row(
+                row["id"],
+                row["plan"] or "",
+                row["phase"] or "",
+                ", ".join(row["services"]),
+                (row["started"] or "")[:19],
+            )
         out.print(table if rows else "no rollouts match")
 
     asyncio.run(go())
@@ -226,7 +248,9 @@ def _control_command(verb: str, update: Any, *, reason_required: bool) -> Any:
     ) -> None:
         if reason_required and not reason:
             raise BadInput(f"`{verb}` needs --reason: it is recorded in the audit log")
-        answer = asyncio.run(_control(rollout_id, address, update, ControlRequest(actor=actor(), reason=reason or "")))
+        answer = asyncio.run(
+            _control(rollout_id, address, update, ControlRequest(actor=actor(), reason=reason or ""))
+        )
         out.print(answer)
 
     command.__doc__ = {
@@ -239,7 +263,9 @@ def _control_command(verb: str, update: Any, *, reason_required: bool) -> Any:
 
 def approve(
     rollout_id: RolloutId,
-    service: Annotated[str | None, typer.Option(help="approve only this service (default: all waiting)")] = None,
+    service: Annotated[
+        str | None, typer.Option(help="approve only this service (default: all waiting)")
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="note for the audit log")] = None,
     address: Address = None,
 ) -> None:
@@ -263,7 +289,9 @@ def audit(
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 raise BadInput(f"no rollout with id {rollout_id!r}") from None
-            raise Unreachable(f"cannot read the audit log of {rollout_id}: {exc.message} (is a worker running?)") from None
+            raise Unreachable(
+                f"cannot read the audit log of {rollout_id}: {exc.message} (is a worker running?)"
+            ) from None
 
     entries = asyncio.run(go())
     if jsonl:

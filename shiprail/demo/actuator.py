@@ -44,10 +44,13 @@ class ExposureStore:
     _faults: dict[tuple[str, str], _Fault] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, service: str, stable_version: str, canary_version: str | None = None, weight: float = 0) -> None:
+    def add(
+        self, service: str, stable_version: str, canary_version: str | None = None, weight: float = 0
+    ) -> None:
         with self._lock:
-            self.exposures[service] = Exposure(service=service, stable_version=stable_version,
-                                               canary_version=canary_version, weight=weight)
+            self.exposures[service] = Exposure(
+                service=service, stable_version=stable_version, canary_version=canary_version, weight=weight
+            )
 
     def fail(self, service: str, method: str = "PUT", status: int = 500, times: int = 1) -> None:
         """The next `times` calls of `method` for `service` answer `status`."""
@@ -76,8 +79,14 @@ class ExposureStore:
     def put(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             service = str(body.get("service", ""))
-            call = Call("PUT", service, time.time(), version=body.get("version"), weight=body.get("weight"),
-                        idempotency_key=body.get("idempotency_key"))
+            call = Call(
+                "PUT",
+                service,
+                time.time(),
+                version=body.get("version"),
+                weight=body.get("weight"),
+                idempotency_key=body.get("idempotency_key"),
+            )
             self.calls.append(call)
             status = self._fault(service, "PUT")
             if status:
@@ -85,7 +94,12 @@ class ExposureStore:
                 return status, {"error": "injected fault"}
             current = self.exposures.get(service)
             weight = body.get("weight")
-            if current is None or not isinstance(weight, int | float) or not 0 <= weight <= 100 or not body.get("version"):
+            if (
+                current is None
+                or not isinstance(weight, int | float)
+                or not 0 <= weight <= 100
+                or not body.get("version")
+            ):
                 call.status = 400 if current is not None else 404
                 return call.status, {"error": "bad exposure change"}
             key = str(body.get("idempotency_key") or "")
@@ -96,8 +110,12 @@ class ExposureStore:
                 # Back to stable: the canary is gone, whatever weight was asked for.
                 updated = Exposure(service=service, stable_version=current.stable_version)
             else:
-                updated = Exposure(service=service, stable_version=current.stable_version,
-                                   canary_version=version, weight=float(weight))
+                updated = Exposure(
+                    service=service,
+                    stable_version=current.stable_version,
+                    canary_version=version,
+                    weight=float(weight),
+                )
             self.exposures[service] = updated
             if key:
                 self._keys[key] = (version, float(weight))

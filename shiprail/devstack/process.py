@@ -25,7 +25,10 @@ class ServerProcess:
         log = self.log_path.open("ab")
         # A new session: Ctrl-C in the terminal reaches the CLI, which then stops us in order.
         self._proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         log.close()

@@ -78,12 +78,21 @@ class TemporalDevServer:
                 )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         argv = [
-            temporal_binary(), "server", "start-dev",
-            "--ip", self.ip, "--port", str(self.port),
-            "--db-filename", str(self.state_dir / "temporal.db"),
-            "--namespace", self.namespace,
-            "--log-level", "warn",
-            *search_attribute_args(), *self.extra_args,
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--ip",
+            self.ip,
+            "--port",
+            str(self.port),
+            "--db-filename",
+            str(self.state_dir / "temporal.db"),
+            "--namespace",
+            self.namespace,
+            "--log-level",
+            "warn",
+            *search_attribute_args(),
+            *self.extra_args,
         ]
         argv += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
         self._process = ServerProcess("temporal dev server", argv, self.state_dir / "temporal.log")

@@ -28,14 +28,16 @@ def gate_queries(gate: Gate, ctx: GateContext) -> dict[str, QuerySpec]:
     return result
 
 
-def judge(name: str, gate: Gate, ctx: GateContext, results: dict[str, QueryResult],
-          memory: dict[str, Any]) -> GateVerdict:
+def judge(
+    name: str, gate: Gate, ctx: GateContext, results: dict[str, QueryResult], memory: dict[str, Any]
+) -> GateVerdict:
     verdict: GateVerdict = _KINDS[gate.type].judge(gate, name, ctx, results, memory)
     return verdict
 
 
-def evaluate(name: str, gate: Gate, ctx: GateContext, source: PrometheusSource,
-             memory: dict[str, Any]) -> GateVerdict:
+def evaluate(
+    name: str, gate: Gate, ctx: GateContext, source: PrometheusSource, memory: dict[str, Any]
+) -> GateVerdict:
     """Fetch what the gate needs at `ctx.now` and judge it. Never raises for bad data."""
     results = source.fetch(gate_queries(gate, ctx), ctx.now)
     return judge(name, gate, ctx, results, memory)

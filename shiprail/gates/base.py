@@ -102,8 +102,12 @@ def prom_range(window: timedelta, *, floor: timedelta = timedelta(seconds=2)) ->
 
 def no_data(gate: str, reason: str, threshold: str = "", **evidence: Any) -> GateVerdict:
     return GateVerdict(
-        gate=gate, status=Verdict.INCONCLUSIVE, threshold=threshold, reason=reason,
-        evidence=evidence, no_data=True,
+        gate=gate,
+        status=Verdict.INCONCLUSIVE,
+        threshold=threshold,
+        reason=reason,
+        evidence=evidence,
+        no_data=True,
     )
 
 

@@ -32,7 +32,15 @@ def judge(policy: BudgetPolicy, ctx: GateContext, results: dict[str, QueryResult
     allowed = 1 - policy.objective
     remaining = (allowed - bad.value / total.value) / allowed
     ok = remaining >= policy.min_remaining
-    reason = (f"{remaining * 100:.1f}% of the error budget left ({bad.value:.0f} errors in"
-              f" {total.value:.0f} requests over {format_duration(policy.period)})")
-    return GateVerdict(gate=name, status=Verdict.PASS if ok else Verdict.FAIL, value=remaining,
-                       threshold=bound, reason=reason, evidence={"requests": total.value})
+    reason = (
+        f"{remaining * 100:.1f}% of the error budget left ({bad.value:.0f} errors in"
+        f" {total.value:.0f} requests over {format_duration(policy.period)})"
+    )
+    return GateVerdict(
+        gate=name,
+        status=Verdict.PASS if ok else Verdict.FAIL,
+        value=remaining,
+        threshold=bound,
+        reason=reason,
+        evidence={"requests": total.value},
+    )

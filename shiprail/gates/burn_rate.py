@@ -48,11 +48,16 @@ def queries(gate: BurnRateGate, ctx: GateContext) -> dict[str, QuerySpec]:
 
 
 def judge(
-    gate: BurnRateGate, name: str, ctx: GateContext, results: dict[str, QueryResult],
+    gate: BurnRateGate,
+    name: str,
+    ctx: GateContext,
+    results: dict[str, QueryResult],
     memory: dict[str, Any],
 ) -> GateVerdict:
     budget = 1 - gate.objective
-    bound = ", ".join(f"{w.max_burn:g}× over {format_duration(w.long)}/{format_duration(w.short)}" for w in gate.windows)
+    bound = ", ".join(
+        f"{w.max_burn:g}× over {format_duration(w.long)}/{format_duration(w.short)}" for w in gate.windows
+    )
     for result in results.values():
         if result.error:
             return no_data(name, f"query failed: {result.error}", bound)
@@ -69,8 +74,9 @@ def judge(
             if kind == "long":
                 requests = total.value
         if requests < max(gate.min_samples, 1):
-            return no_data(name, f"only {requests:.0f} requests, {gate.min_samples} needed", bound,
-                           requests=requests)
+            return no_data(
+                name, f"only {requests:.0f} requests, {gate.min_samples} needed", bound, requests=requests
+            )
         ratio = burns["long"] * budget
         if burns["long"] > pair.max_burn and burns["short"] > pair.max_burn:
             reason = (
@@ -78,10 +84,18 @@ def judge(
                 f" {burns['short']:.1f}× (short) > {pair.max_burn:g}× on {requests:.0f} requests"
                 f" over {format_duration(_clip(pair.long, ctx))}"
             )
-            return GateVerdict(gate=name, status=Verdict.FAIL, value=burns["long"], threshold=bound,
-                               reason=reason, evidence={"requests": requests, "error_ratio": ratio})
-        text = (f"burn {burns['long']:.2f}× ≤ {pair.max_burn:g}× (error ratio {fmt_ratio(ratio)}"
-                f" on {requests:.0f} requests)")
+            return GateVerdict(
+                gate=name,
+                status=Verdict.FAIL,
+                value=burns["long"],
+                threshold=bound,
+                reason=reason,
+                evidence={"requests": requests, "error_ratio": ratio},
+            )
+        text = (
+            f"burn {burns['long']:.2f}× ≤ {pair.max_burn:g}× (error ratio {fmt_ratio(ratio)}"
+            f" on {requests:.0f} requests)"
+        )
         if worst is None or burns["long"] > worst[0]:
             worst = (burns["long"], text)
     assert worst is not None

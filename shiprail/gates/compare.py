@@ -18,7 +18,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from shiprail.gates.base import GateContext, GateVerdict, QueryResult, QuerySpec, Verdict, fmt_ratio, no_data, prom_range
+from shiprail.gates.base import (
+    GateContext,
+    GateVerdict,
+    QueryResult,
+    QuerySpec,
+    Verdict,
+    fmt_ratio,
+    no_data,
+    prom_range,
+)
 from shiprail.gates.stats import (
     hodges_lehmann,
     mann_whitney_greater,
@@ -57,12 +66,19 @@ def queries(gate: CompareGate, ctx: GateContext) -> dict[str, QuerySpec]:
 
 
 def judge(
-    gate: CompareGate, name: str, ctx: GateContext, results: dict[str, QueryResult],
+    gate: CompareGate,
+    name: str,
+    ctx: GateContext,
+    results: dict[str, QueryResult],
     memory: dict[str, Any],
 ) -> GateVerdict:
     if ctx.weight >= 100:
-        return GateVerdict(gate=name, status=Verdict.PASS, threshold="n/a at 100%",
-                           reason="not applicable at 100%: no baseline traffic to compare with")
+        return GateVerdict(
+            gate=name,
+            status=Verdict.PASS,
+            threshold="n/a at 100%",
+            reason="not applicable at 100%: no baseline traffic to compare with",
+        )
     for result in results.values():
         if result.error:
             return no_data(name, f"query failed: {result.error}")
@@ -82,8 +98,9 @@ def _judge_counts(
     c_bad, c_total = round(values["canary_bad"] or 0), float(values["canary_total"] or 0)
     b_bad, b_total = round(values["baseline_bad"] or 0), float(values["baseline_total"] or 0)
     if c_total < gate.min_samples:
-        return no_data(name, f"only {c_total:.0f} canary requests, {gate.min_samples} needed", bound,
-                       requests=c_total)
+        return no_data(
+            name, f"only {c_total:.0f} canary requests, {gate.min_samples} needed", bound, requests=c_total
+        )
     rho = c_total / (c_total + b_total)
     null_share = tolerated_share(rho, gate.max_increase)
     p = sequential_p_value(b_bad, c_bad, null_share, gate.prior_strength, float(memory.get("min_p", 1.0)))
@@ -91,22 +108,44 @@ def _judge_counts(
     c_rate, b_rate = c_bad / c_total, b_bad / b_total
     ratio = c_rate / b_rate if b_rate > 0 else (float("inf") if c_rate > 0 else 1.0)
     worse = c_bad + b_bad > 0 and c_bad / (c_bad + b_bad) > null_share
-    evidence = {"canary_errors": c_bad, "canary_requests": c_total, "baseline_errors": b_bad,
-                "baseline_requests": b_total, "p_value": p}
+    evidence = {
+        "canary_errors": c_bad,
+        "canary_requests": c_total,
+        "baseline_errors": b_bad,
+        "baseline_requests": b_total,
+        "p_value": p,
+    }
     ratio_text = f"{ratio:.1f}× baseline" if b_rate > 0 else f"{fmt_ratio(c_rate)} vs baseline 0%"
     p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     requests = f"{c_total + b_total:,.0f} requests"
     if worse and p <= alpha:
         reason = f"canary error rate {ratio_text}, {p_text} after {requests}"
-        return GateVerdict(gate=name, status=Verdict.FAIL, value=ratio if b_rate > 0 else None,
-                           threshold=bound, reason=reason, evidence=evidence)
-    reason = f"canary error rate {fmt_ratio(c_rate)} vs baseline {fmt_ratio(b_rate)}, {p_text} after {requests}"
-    return GateVerdict(gate=name, status=Verdict.PASS, value=ratio if b_rate > 0 else None,
-                       threshold=bound, reason=reason, evidence=evidence)
+        return GateVerdict(
+            gate=name,
+            status=Verdict.FAIL,
+            value=ratio if b_rate > 0 else None,
+            threshold=bound,
+            reason=reason,
+            evidence=evidence,
+        )
+    reason = (
+        f"canary error rate {fmt_ratio(c_rate)} vs baseline {fmt_ratio(b_rate)}, {p_text} after {requests}"
+    )
+    return GateVerdict(
+        gate=name,
+        status=Verdict.PASS,
+        value=ratio if b_rate > 0 else None,
+        threshold=bound,
+        reason=reason,
+        evidence=evidence,
+    )
 
 
 def _judge_samples(
-    gate: CompareGate, name: str, ctx: GateContext, results: dict[str, QueryResult],
+    gate: CompareGate,
+    name: str,
+    ctx: GateContext,
+    results: dict[str, QueryResult],
     memory: dict[str, Any],
 ) -> GateVerdict:
     alpha = 1 - gate.confidence
@@ -114,7 +153,9 @@ def _judge_samples(
     canary, baseline = results["canary"].series, results["baseline"].series
     needed = max(gate.min_samples, 3)
     if len(canary) < needed or len(baseline) < needed:
-        return no_data(name, f"{len(canary)} canary / {len(baseline)} baseline samples, {needed} needed", bound)
+        return no_data(
+            name, f"{len(canary)} canary / {len(baseline)} baseline samples, {needed} needed", bound
+        )
     look = int(memory.get("looks", 0)) + 1
     memory["looks"] = look
     planned = max(1, int(ctx.bake / ctx.interval))
@@ -126,7 +167,19 @@ def _judge_samples(
     p = mann_whitney_greater(canary, baseline)
     evidence = {"p_value": p, "alpha_this_look": level, "shift": shift, "samples": len(canary)}
     if level > 0 and p <= level and low > tolerance and effect >= 1 + gate.max_increase:
-        return GateVerdict(gate=name, status=Verdict.FAIL, value=effect, threshold=bound, evidence=evidence,
-                           reason=f"canary {effect:.2f}× baseline (shift {shift:.4g}), p = {p:.2g} ≤ {level:.2g}")
-    return GateVerdict(gate=name, status=Verdict.PASS, value=effect, threshold=bound, evidence=evidence,
-                       reason=f"canary {effect:.2f}× baseline, p = {p:.2g}")
+        return GateVerdict(
+            gate=name,
+            status=Verdict.FAIL,
+            value=effect,
+            threshold=bound,
+            evidence=evidence,
+            reason=f"canary {effect:.2f}× baseline (shift {shift:.4g}), p = {p:.2g} ≤ {level:.2g}",
+        )
+    return GateVerdict(
+        gate=name,
+        status=Verdict.PASS,
+        value=effect,
+        threshold=bound,
+        evidence=evidence,
+        reason=f"canary {effect:.2f}× baseline, p = {p:.2g}",
+    )

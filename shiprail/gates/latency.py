@@ -37,7 +37,10 @@ def queries(gate: LatencyGate, ctx: GateContext) -> dict[str, QuerySpec]:
 
 
 def judge(
-    gate: LatencyGate, name: str, ctx: GateContext, results: dict[str, QueryResult],
+    gate: LatencyGate,
+    name: str,
+    ctx: GateContext,
+    results: dict[str, QueryResult],
     memory: dict[str, Any],
 ) -> GateVerdict:
     bound = _bound(gate)
@@ -48,26 +51,43 @@ def judge(
     if count.missing or not count.value:
         return no_data(name, "no requests in the window", bound)
     if count.value < gate.min_samples:
-        return no_data(name, f"only {count.value:.0f} requests, {gate.min_samples} needed", bound,
-                       requests=count.value)
+        return no_data(
+            name, f"only {count.value:.0f} requests, {gate.min_samples} needed", bound, requests=count.value
+        )
     requests = count.value
     if gate.faster_than is not None and gate.objective is not None:
         fast = results["fast"]
         if fast.missing:
-            return no_data(name, f"no bucket le=\"{gate.faster_than:g}\" in the histogram", bound)
+            return no_data(name, f'no bucket le="{gate.faster_than:g}" in the histogram', bound)
         assert fast.value is not None
         share = fast.value / requests
         ok = share >= gate.objective
-        reason = (f"{share * 100:.2f}% of {requests:.0f} requests faster than {gate.faster_than * 1000:g}ms"
-                  f" ({'≥' if ok else '<'} {gate.objective * 100:g}%)")
-        return GateVerdict(gate=name, status=Verdict.PASS if ok else Verdict.FAIL, value=share,
-                           threshold=bound, reason=reason, evidence={"requests": requests})
+        reason = (
+            f"{share * 100:.2f}% of {requests:.0f} requests faster than {gate.faster_than * 1000:g}ms"
+            f" ({'≥' if ok else '<'} {gate.objective * 100:g}%)"
+        )
+        return GateVerdict(
+            gate=name,
+            status=Verdict.PASS if ok else Verdict.FAIL,
+            value=share,
+            threshold=bound,
+            reason=reason,
+            evidence={"requests": requests},
+        )
     quantile = results["quantile"]
     if quantile.missing:
         return no_data(name, "histogram_quantile returned no data (NaN)", bound)
     assert quantile.value is not None and gate.max is not None and gate.quantile is not None
     ok = quantile.value <= gate.max
-    reason = (f"p{gate.quantile * 100:g} {quantile.value * 1000:.0f}ms {'≤' if ok else '>'}"
-              f" {gate.max * 1000:g}ms on {requests:.0f} requests")
-    return GateVerdict(gate=name, status=Verdict.PASS if ok else Verdict.FAIL, value=quantile.value,
-                       threshold=bound, reason=reason, evidence={"requests": requests})
+    reason = (
+        f"p{gate.quantile * 100:g} {quantile.value * 1000:.0f}ms {'≤' if ok else '>'}"
+        f" {gate.max * 1000:g}ms on {requests:.0f} requests"
+    )
+    return GateVerdict(
+        gate=name,
+        status=Verdict.PASS if ok else Verdict.FAIL,
+        value=quantile.value,
+        threshold=bound,
+        reason=reason,
+        evidence={"requests": requests},
+    )

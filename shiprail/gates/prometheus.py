@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from shiprail.gates.base import QueryResult, QuerySpec
 

@@ -29,7 +29,8 @@ def poisson_log_bayes_factor(n_baseline: int, n_canary: int, rho: float, prior_s
     alpha = prior_strength * shares
     total = counts.sum()
     return float(
-        gammaln(alpha.sum()) - gammaln(alpha.sum() + total)
+        gammaln(alpha.sum())
+        - gammaln(alpha.sum() + total)
         + np.sum(gammaln(alpha + counts) - gammaln(alpha))
         - np.sum(counts * np.log(shares))
     )
@@ -45,7 +46,9 @@ def sequential_p_value(
     return min(previous, 1.0, math.exp(-log_bf) if log_bf < 700 else 0.0)
 
 
-def hodges_lehmann(canary: list[float], baseline: list[float], confidence: float) -> tuple[float, float, float]:
+def hodges_lehmann(
+    canary: list[float], baseline: list[float], confidence: float
+) -> tuple[float, float, float]:
     """Shift estimate Δ (canary − baseline) and its confidence interval [low, high].
 
     Uses the Walsh-difference order statistics with the Mann–Whitney normal approximation,
@@ -56,7 +59,7 @@ def hodges_lehmann(canary: list[float], baseline: list[float], confidence: float
     m, n = len(x), len(y)
     shift = float(np.median(diffs))
     z = stats.norm.ppf(1 - (1 - confidence) / 2)
-    k = int(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)))
+    k = math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12))
     k = min(max(k, 0), len(diffs) - 1)
     return shift, float(diffs[k]), float(diffs[len(diffs) - 1 - k])
 

@@ -24,7 +24,10 @@ def queries(gate: ThresholdGate, ctx: GateContext) -> dict[str, QuerySpec]:
 
 
 def judge(
-    gate: ThresholdGate, name: str, ctx: GateContext, results: dict[str, QueryResult],
+    gate: ThresholdGate,
+    name: str,
+    ctx: GateContext,
+    results: dict[str, QueryResult],
     memory: dict[str, Any],
 ) -> GateVerdict:
     bound = _bound(gate)
@@ -40,7 +43,9 @@ def judge(
         assert samples.value is not None
         if samples.value < gate.min_samples:
             return no_data(
-                name, f"only {samples.value:.0f} samples, {gate.min_samples} needed", bound,
+                name,
+                f"only {samples.value:.0f} samples, {gate.min_samples} needed",
+                bound,
                 samples=samples.value,
             )
     value = result.value

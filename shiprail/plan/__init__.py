@@ -37,6 +37,7 @@ __all__ = [
     "build_schedule",
     "format_duration",
     "load_plan",
+    "parse_duration",
     "parse_plan",
     "plan_waves",
     "resolve_services",

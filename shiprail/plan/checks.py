@@ -89,17 +89,15 @@ def _dependency_problems(services: list[tuple[int, dict[str, Any]]]) -> Iterator
     cycle = find_cycle({k: [p for p in v if p != k] for k, v in graph.items()})
     if cycle:
         index = next(i for i, s in services if s.get("name") == cycle[0])
-        yield Problem(
-            ("spec", "services", index, "depends_on"), "dependency cycle: " + " → ".join(cycle)
-        )
+        yield Problem(("spec", "services", index, "depends_on"), "dependency cycle: " + " → ".join(cycle))
 
 
-def _gate_references(
-    spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]
-) -> Iterator[Problem]:
+def _gate_references(spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:
     defined = set(_dict(spec.get("gates")))
     known = ", ".join(sorted(defined)) or "none defined in spec.gates"
-    places: list[tuple[Path, Any]] = [(("spec", "defaults", "gates"), _dict(spec.get("defaults")).get("gates"))]
+    places: list[tuple[Path, Any]] = [
+        (("spec", "defaults", "gates"), _dict(spec.get("defaults")).get("gates"))
+    ]
     places += [(("spec", "services", i, "gates"), s.get("gates")) for i, s in services]
     for path, names in places:
         for j, name in enumerate(_list(names)):
@@ -107,9 +105,7 @@ def _gate_references(
                 yield Problem((*path, j), f"gate {name!r} is not defined (known: {known})")
 
 
-def _timing_problems(
-    spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]
-) -> Iterator[Problem]:
+def _timing_problems(spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:
     defaults = _dict(spec.get("defaults"))
     default_bake = _duration(defaults.get("bake", "5m"))
     default_interval = _duration(defaults.get("interval", "30s"))
@@ -132,9 +128,7 @@ def _timing_problems(
             )
 
 
-def _lockstep_problems(
-    spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]
-) -> Iterator[Problem]:
+def _lockstep_problems(spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:
     """Services that move together must share their steps."""
     if spec.get("lockstep") is not True:
         return

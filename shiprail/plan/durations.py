@@ -41,7 +41,9 @@ def parse_duration(value: Any) -> timedelta:
         seconds += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"bad duration {value!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m")
+        raise ValueError(
+            f"bad duration {value!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m"
+        )
     return timedelta(seconds=seconds)
 
 

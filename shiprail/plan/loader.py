@@ -201,8 +201,7 @@ def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
             known, line = lines.resolve(loc)
             field = format_loc(known if error["type"] != "missing" else (*known, loc[-1]))
             issues.append(PlanIssue(source, line, field, _pydantic_message(error, raw)))
-    for problem in cross_check(raw):
-        issues.append(_problem_issue(problem, lines, source))
+    issues += [_problem_issue(p, lines, source) for p in cross_check(raw)]
     if issues or plan is None:
         raise PlanError(_dedupe(issues))
     return plan

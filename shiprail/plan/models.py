@@ -7,6 +7,7 @@ per-service settings) live in `checks.py`.
 
 from __future__ import annotations
 
+import itertools
 import zoneinfo
 from datetime import date, time, timedelta
 from typing import Annotated, Any, Literal
@@ -39,7 +40,7 @@ def _check_steps(steps: list[float]) -> list[float]:
     for weight in steps:
         if not 0 < weight <= 100:
             raise ValueError(f"step {weight:g} is outside (0, 100]")
-    for before, after in zip(steps, steps[1:], strict=False):
+    for before, after in itertools.pairwise(steps):
         if after <= before:
             raise ValueError(f"steps must be strictly increasing ({before:g} then {after:g})")
     if steps[-1] != 100:
@@ -164,9 +165,7 @@ class CompareGate(_GateBase):
         return self
 
 
-Gate = Annotated[
-    ThresholdGate | BurnRateGate | LatencyGate | CompareGate, Field(discriminator="type")
-]
+Gate = Annotated[ThresholdGate | BurnRateGate | LatencyGate | CompareGate, Field(discriminator="type")]
 GATE_TYPES = ("threshold", "burn_rate", "latency", "compare")
 
 
@@ -254,7 +253,9 @@ class DeployWindows(_Model):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
         return value
 
 

@@ -85,8 +85,16 @@ def build_schedule(plan: RolloutPlan) -> Schedule:
             offset = timedelta(0)
             for index in range(len(members[0].steps)):
                 for s in members:
-                    steps.append(ScheduledStep(service=s.name, wave=wave_index, index=index,
-                                               weight=s.steps[index], start=clock + offset, bake=s.bake))
+                    steps.append(
+                        ScheduledStep(
+                            service=s.name,
+                            wave=wave_index,
+                            index=index,
+                            weight=s.steps[index],
+                            start=clock + offset,
+                            bake=s.bake,
+                        )
+                    )
                 offset += max(s.bake for s in members)
             clock += offset
             continue
@@ -97,8 +105,16 @@ def build_schedule(plan: RolloutPlan) -> Schedule:
         for s in members:
             start = heapq.heappop(free_at)
             for index, weight in enumerate(s.steps):
-                steps.append(ScheduledStep(service=s.name, wave=wave_index, index=index,
-                                           weight=weight, start=clock + start + s.bake * index, bake=s.bake))
+                steps.append(
+                    ScheduledStep(
+                        service=s.name,
+                        wave=wave_index,
+                        index=index,
+                        weight=weight,
+                        start=clock + start + s.bake * index,
+                        bake=s.bake,
+                    )
+                )
             end = start + _service_duration(s)
             wave_end = max(wave_end, end)
             heapq.heappush(free_at, end)

@@ -48,10 +48,18 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-_ACTUATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
-                             maximum_attempts=5, non_retryable_error_types=["ActuatorRejected"])
-_RESTORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
-                             backoff_coefficient=2.0, non_retryable_error_types=["ActuatorRejected"])
+_ACTUATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=["ActuatorRejected"],
+)
+_RESTORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    backoff_coefficient=2.0,
+    non_retryable_error_types=["ActuatorRejected"],
+)
 _BAKE_HEARTBEAT = timedelta(seconds=10)
 _LOCK_POLL_MAX = timedelta(seconds=60)
 
@@ -91,8 +99,11 @@ class RolloutWorkflow:
         self._settings = {s.name: s for s in resolve_services(request.plan)}
         self._waves = plan_waves(request.plan)
         self._status = RolloutStatus(
-            id=request.rollout_id, plan=request.plan.metadata.name, phase=Phase.PENDING,
-            owner=request.plan.metadata.owner, ticket=request.plan.metadata.ticket,
+            id=request.rollout_id,
+            plan=request.plan.metadata.name,
+            phase=Phase.PENDING,
+            owner=request.plan.metadata.owner,
+            ticket=request.plan.metadata.ticket,
             started_by=request.started_by,
             services=[
                 ServiceStatus(name=s.name, version=s.version, wave=s.wave + 1, steps=s.steps)
@@ -158,7 +169,9 @@ class RolloutWorkflow:
             while True:
                 try:
                     handle = await workflow.start_child_workflow(
-                        ServiceLockWorkflow.run, service, id=locks.lock_workflow_id(service),
+                        ServiceLockWorkflow.run,
+                        service,
+                        id=locks.lock_workflow_id(service),
                         static_summary=f"lock on {service} held by {self._id}",
                         parent_close_policy=workflow.ParentClosePolicy.TERMINATE,
                     )
@@ -166,11 +179,15 @@ class RolloutWorkflow:
                     break
                 except WorkflowAlreadyStartedError:
                     holder = await workflow.execute_activity(
-                        locks.lock_holder, service, start_to_close_timeout=timedelta(seconds=30),
+                        locks.lock_holder,
+                        service,
+                        start_to_close_timeout=timedelta(seconds=30),
                         summary=f"who holds {service}",
                     )
                     if not wait:
-                        raise _LockBusy(f"service {service} is locked by rollout {holder or 'unknown'}") from None
+                        raise _LockBusy(
+                            f"service {service} is locked by rollout {holder or 'unknown'}"
+                        ) from None
                     if self._status.lock_holder != holder:
                         self._status.lock_holder = holder
                         self._log("lock", f"waiting for {service}, held by {holder}", service=service)
@@ -196,11 +213,16 @@ class RolloutWorkflow:
         result = await workflow.execute_activity(
             budget_activity.check_budget,
             BudgetRequest(services=list(self._settings), policy=policy, prometheus_url=self._prom_url()),
-            start_to_close_timeout=timedelta(minutes=2), summary="error budget check",
+            start_to_close_timeout=timedelta(minutes=2),
+            summary="error budget check",
         )
         for service, verdict in result.verdicts.items():
-            self._log("gate", f"budget_policy: {verdict.status.value}: {verdict.reason}", service=service,
-                      data=verdict.model_dump(mode="json"))
+            self._log(
+                "gate",
+                f"budget_policy: {verdict.status.value}: {verdict.reason}",
+                service=service,
+                data=verdict.model_dump(mode="json"),
+            )
         if not result.passed:
             blocked = [f"{s}: {v.reason}" for s, v in result.verdicts.items() if v.status.value != "pass"]
             raise _Blocked("blocked by budget_policy: " + "; ".join(blocked))
@@ -208,14 +230,20 @@ class RolloutWorkflow:
     async def _record_exposures(self) -> None:
         async def read(s: ServiceSettings) -> None:
             exposure = await workflow.execute_activity(
-                actuation.read_exposure, ReadExposure(service=s.name, actuator=s.actuator),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=_ACTUATE_RETRY,
+                actuation.read_exposure,
+                ReadExposure(service=s.name, actuator=s.actuator),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_ACTUATE_RETRY,
                 summary=f"read {s.name} exposure",
             )
             self._svc[s.name].original = exposure
-            self._log("info", f"recorded exposure of {s.name}: stable {exposure.stable_version},"
-                      f" canary {exposure.canary_version} at {exposure.weight:g}%", service=s.name,
-                      data=exposure.model_dump())
+            self._log(
+                "info",
+                f"recorded exposure of {s.name}: stable {exposure.stable_version},"
+                f" canary {exposure.canary_version} at {exposure.weight:g}%",
+                service=s.name,
+                data=exposure.model_dump(),
+            )
 
         try:
             await _all_or_cancel([read(s) for s in self._settings.values()])
@@ -283,7 +311,9 @@ class RolloutWorkflow:
                 raise StepFailed(group[0].name, "no deploy window opens in the next 400 days")
             reason = closed_reason(now, windows)
             for s in group:
-                self._set_state(s.name, ServiceState.WAITING_WINDOW, note=f"until {opens:%Y-%m-%d %H:%M} UTC: {reason}")
+                self._set_state(
+                    s.name, ServiceState.WAITING_WINDOW, note=f"until {opens:%Y-%m-%d %H:%M} UTC: {reason}"
+                )
             await workflow.sleep(opens - now)
 
     async def _actuate(self, s: ServiceSettings, index: int) -> None:
@@ -295,26 +325,44 @@ class RolloutWorkflow:
         try:
             await workflow.execute_activity(
                 actuation.set_exposure,
-                SetExposure(service=s.name, actuator=s.actuator, version=s.version, weight=weight,
-                            rollout_id=self._id, idempotency_key=f"{self._id}/{s.name}/step-{index + 1}"),
+                SetExposure(
+                    service=s.name,
+                    actuator=s.actuator,
+                    version=s.version,
+                    weight=weight,
+                    rollout_id=self._id,
+                    idempotency_key=f"{self._id}/{s.name}/step-{index + 1}",
+                ),
                 start_to_close_timeout=s.actuator.timeout + timedelta(seconds=5),
-                schedule_to_close_timeout=timedelta(minutes=2), retry_policy=_ACTUATE_RETRY,
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=_ACTUATE_RETRY,
                 summary=f"{s.name} → {weight:g}%",
             )
         except ActivityError as exc:
             raise StepFailed(s.name, f"actuation to {weight:g}% failed: {_cause(exc)}") from None
         status.weight = weight
-        self._log("actuation", f"{s.name} → {weight:g}% ({s.version})", service=s.name,
-                  data={"weight": weight, "version": s.version, "step": index + 1})
+        self._log(
+            "actuation",
+            f"{s.name} → {weight:g}% ({s.version})",
+            service=s.name,
+            data={"weight": weight, "version": s.version, "step": index + 1},
+        )
 
     def _bake_request(self, s: ServiceSettings, bake: timedelta | None) -> BakeRequest:
         original = self._svc[s.name].original
         stable = (original.stable_version if original else None) or ""
         prometheus = self._plan.spec.prometheus
         return BakeRequest(
-            rollout_id=self._id, service=s.name, version=s.version, stable_version=stable,
-            weight=self._svc[s.name].weight, step_start=workflow.now(), bake=bake, interval=s.interval,
-            gates={name: self._plan.spec.gates[name] for name in s.gates}, prometheus_url=self._prom_url(),
+            rollout_id=self._id,
+            service=s.name,
+            version=s.version,
+            stable_version=stable,
+            weight=self._svc[s.name].weight,
+            step_start=workflow.now(),
+            bake=bake,
+            interval=s.interval,
+            gates={name: self._plan.spec.gates[name] for name in s.gates},
+            prometheus_url=self._prom_url(),
             prometheus_timeout=prometheus.timeout if prometheus else None,
         )
 
@@ -323,7 +371,8 @@ class RolloutWorkflow:
         weight = s.steps[index]
         try:
             result = await workflow.execute_activity(
-                bake_activity.bake, self._bake_request(s, s.bake),
+                bake_activity.bake,
+                self._bake_request(s, s.bake),
                 start_to_close_timeout=s.bake * 3 + timedelta(minutes=10),
                 heartbeat_timeout=_BAKE_HEARTBEAT,
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
@@ -341,8 +390,10 @@ class RolloutWorkflow:
             self._set_state(s.name, ServiceState.HOLDING, note=f"paused at {s.steps[index]:g}%")
         holds = [
             workflow.start_activity(
-                bake_activity.bake, self._bake_request(s, None),
-                start_to_close_timeout=timedelta(days=30), heartbeat_timeout=_BAKE_HEARTBEAT,
+                bake_activity.bake,
+                self._bake_request(s, None),
+                start_to_close_timeout=timedelta(days=30),
+                heartbeat_timeout=_BAKE_HEARTBEAT,
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
                 summary=f"hold {s.name}@{s.steps[index]:g}% (paused)",
             )
@@ -368,14 +419,23 @@ class RolloutWorkflow:
 
     def _record_verdicts(self, service: str, weight: float, result: BakeResult) -> None:
         self._svc[service].gates = [
-            GateStatus(name=g.verdict.gate, status="fail" if g.failed else g.verdict.status.value,
-                       value=g.verdict.value, threshold=g.verdict.threshold, reason=g.verdict.reason)
+            GateStatus(
+                name=g.verdict.gate,
+                status="fail" if g.failed else g.verdict.status.value,
+                value=g.verdict.value,
+                threshold=g.verdict.threshold,
+                reason=g.verdict.reason,
+            )
             for g in result.gates
         ]
         for g in result.gates:
-            self._log("gate", f"{g.verdict.gate} on {service}@{weight:g}%: "
-                      f"{'fail' if g.failed else g.verdict.status.value}: {g.verdict.reason} ({g.evaluations})",
-                      service=service, data=g.verdict.model_dump(mode="json"))
+            self._log(
+                "gate",
+                f"{g.verdict.gate} on {service}@{weight:g}%: "
+                f"{'fail' if g.failed else g.verdict.status.value}: {g.verdict.reason} ({g.evaluations})",
+                service=service,
+                data=g.verdict.model_dump(mode="json"),
+            )
         self._refresh()
 
     # ---- compensation --------------------------------------------------------------
@@ -389,8 +449,10 @@ class RolloutWorkflow:
             graph = {name: s.depends_on for name, s in self._settings.items()}
             scope &= dependents(graph, failing)
         if not scope:
-            self._finish(Phase.FAILED if not self._touched else Phase.ROLLED_BACK,
-                         f"{reason}; nothing was changed" if not self._touched else reason)
+            self._finish(
+                Phase.FAILED if not self._touched else Phase.ROLLED_BACK,
+                f"{reason}; nothing was changed" if not self._touched else reason,
+            )
             return
         self._set_phase(Phase.ROLLING_BACK)
         self._log("phase", f"rolling back {', '.join(sorted(scope))}: {reason}")
@@ -405,8 +467,9 @@ class RolloutWorkflow:
         for name in left:
             self._svc[name].note = f"left at {self._svc[name].weight:g}% (outside rollback scope)"
         if self._status.unrestored:
-            self._finish(Phase.ROLLBACK_FAILED,
-                         f"{reason}; NOT restored: {', '.join(self._status.unrestored)}")
+            self._finish(
+                Phase.ROLLBACK_FAILED, f"{reason}; NOT restored: {', '.join(self._status.unrestored)}"
+            )
         else:
             self._finish(Phase.ROLLED_BACK, reason)
 
@@ -417,16 +480,27 @@ class RolloutWorkflow:
         self._set_state(name, ServiceState.ROLLING_BACK, note=f"→ {original.weight:g}%")
         await workflow.execute_activity(
             actuation.set_exposure,
-            SetExposure(service=name, actuator=s.actuator, version=version, weight=original.weight,
-                        rollout_id=self._id, idempotency_key=f"{self._id}/{name}/restore"),
+            SetExposure(
+                service=name,
+                actuator=s.actuator,
+                version=version,
+                weight=original.weight,
+                rollout_id=self._id,
+                idempotency_key=f"{self._id}/{name}/restore",
+            ),
             start_to_close_timeout=s.actuator.timeout + timedelta(seconds=5),
-            schedule_to_close_timeout=self._plan.spec.rollback.timeout, retry_policy=_RESTORE_RETRY,
+            schedule_to_close_timeout=self._plan.spec.rollback.timeout,
+            retry_policy=_RESTORE_RETRY,
             summary=f"restore {name} → {original.weight:g}% ({version})",
         )
         status.weight = original.weight if original.canary_version == s.version else 0.0
         self._set_state(name, ServiceState.RESTORED, note=f"{original.weight:g}% {version}")
-        self._log("restore", f"{name} restored to {original.weight:g}% ({version})", service=name,
-                  data=original.model_dump())
+        self._log(
+            "restore",
+            f"{name} restored to {original.weight:g}% ({version})",
+            service=name,
+            data=original.model_dump(),
+        )
 
     # ---- human control (updates) -----------------------------------------------------
 
@@ -469,8 +543,12 @@ class RolloutWorkflow:
         keys = {k for k in self._awaiting if request.service in (None, k[0])}
         self._approved |= keys
         names = ", ".join(sorted(f"{name} step {index + 1}" for name, index in keys))
-        self._log("human", f"approved {names}{': ' + request.reason if request.reason else ''}",
-                  actor=request.actor, service=request.service)
+        self._log(
+            "human",
+            f"approved {names}{': ' + request.reason if request.reason else ''}",
+            actor=request.actor,
+            service=request.service,
+        )
         self._refresh()
         return f"approved {names}"
 
@@ -511,10 +589,20 @@ class RolloutWorkflow:
     def _prom_url(self) -> str | None:
         return self._plan.spec.prometheus.url if self._plan.spec.prometheus else None
 
-    def _log(self, kind: str, message: str, *, service: str | None = None, actor: str | None = None,
-             data: dict[str, Any] | None = None) -> None:
-        self._audit.append(AuditEntry(time=workflow.now(), kind=kind, message=message, service=service,
-                                      actor=actor, data=data or {}))
+    def _log(
+        self,
+        kind: str,
+        message: str,
+        *,
+        service: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self._audit.append(
+            AuditEntry(
+                time=workflow.now(), kind=kind, message=message, service=service, actor=actor, data=data or {}
+            )
+        )
 
     def _set_state(self, service: str, state: ServiceState, *, note: str | None = None) -> None:
         self._svc[service].state = state
@@ -594,9 +682,10 @@ async def _all_or_cancel(work: Sequence[Awaitable[T]]) -> list[T]:
 
 
 def start_search_attributes(plan: RolloutPlan) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(visibility.PLAN, plan.metadata.name),
-        SearchAttributePair(visibility.PHASE, Phase.PENDING.value),
-        SearchAttributePair(visibility.SERVICES, [s.name for s in plan.spec.services]),
-    ])
-
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(visibility.PLAN, plan.metadata.name),
+            SearchAttributePair(visibility.PHASE, Phase.PENDING.value),
+            SearchAttributePair(visibility.SERVICES, [s.name for s in plan.spec.services]),
+        ]
+    )

@@ -18,16 +18,28 @@ START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def ctx(elapsed: float = 120, weight: float = 10) -> GateContext:
-    return GateContext(service="payments", version="2.0", stable_version="1.0", weight=weight,
-                       step_start=START, now=START + timedelta(seconds=elapsed),
-                       bake=timedelta(minutes=5), interval=timedelta(seconds=30))
+    return GateContext(
+        service="payments",
+        version="2.0",
+        stable_version="1.0",
+        weight=weight,
+        step_start=START,
+        now=START + timedelta(seconds=elapsed),
+        bake=timedelta(minutes=5),
+        interval=timedelta(seconds=30),
+    )
 
 
 def gate(**spec: Any) -> Gate:
     return GATE.validate_python(spec)
 
 
-def run(g: Gate, results: dict[str, QueryResult], memory: dict[str, Any] | None = None, c: GateContext | None = None):  # type: ignore[no-untyped-def]
+def run(
+    g: Gate,
+    results: dict[str, QueryResult],
+    memory: dict[str, Any] | None = None,
+    c: GateContext | None = None,
+):  # type: ignore[no-untyped-def]
     return judge("g", g, c or ctx(), results, memory if memory is not None else {})
 
 
@@ -43,7 +55,9 @@ class TestThreshold:
     def test_queries_render_templates(self) -> None:
         assert gate_queries(THRESHOLD, ctx())["value"].promql == 'x{service="payments"}'
 
-    @pytest.mark.parametrize(("value", "status"), [(0.0, Verdict.PASS), (0.01, Verdict.PASS), (0.0101, Verdict.FAIL)])
+    @pytest.mark.parametrize(
+        ("value", "status"), [(0.0, Verdict.PASS), (0.01, Verdict.PASS), (0.0101, Verdict.FAIL)]
+    )
     def test_bound(self, value: float, status: Verdict) -> None:
         assert run(THRESHOLD, {"value": V(value)}).status is status
 
@@ -59,13 +73,25 @@ class TestThreshold:
         assert run(g, {"value": V(0.4), "samples": V(100)}).status is Verdict.FAIL
 
 
-BURN = gate(type="burn_rate", objective=0.999, bad='e{code=~"5.."}', total="e",
-            windows=[{"long": "5m", "short": "1m", "max_burn": 14.4}], min_samples=100)
+BURN = gate(
+    type="burn_rate",
+    objective=0.999,
+    bad='e{code=~"5.."}',
+    total="e",
+    windows=[{"long": "5m", "short": "1m", "max_burn": 14.4}],
+    min_samples=100,
+)
 
 
-def burn_results(bad_long: float, total_long: float, bad_short: float, total_short: float) -> dict[str, QueryResult]:
-    return {"bad_0_long": V(bad_long), "total_0_long": V(total_long),
-            "bad_0_short": V(bad_short), "total_0_short": V(total_short)}
+def burn_results(
+    bad_long: float, total_long: float, bad_short: float, total_short: float
+) -> dict[str, QueryResult]:
+    return {
+        "bad_0_long": V(bad_long),
+        "total_0_long": V(total_long),
+        "bad_0_short": V(bad_short),
+        "total_0_short": V(total_short),
+    }
 
 
 class TestBurnRate:
@@ -103,7 +129,9 @@ LATENCY_SLI = gate(type="latency", histogram="h_bucket", faster_than=0.25, objec
 class TestLatency:
     def test_quantile_queries(self) -> None:
         q = gate_queries(LATENCY_Q, ctx(elapsed=30))
-        assert q["quantile"].promql.startswith("histogram_quantile(0.99, sum by (le) (rate(h_bucket{service=\"payments\"}[30s])))")
+        assert q["quantile"].promql.startswith(
+            'histogram_quantile(0.99, sum by (le) (rate(h_bucket{service="payments"}[30s])))'
+        )
         assert 'le="+Inf"' in q["count"].promql
 
     def test_quantile_verdicts(self) -> None:
@@ -122,8 +150,13 @@ class TestLatency:
         assert run(LATENCY_SLI, {"count": V(0), "fast": V(0)}).status is Verdict.INCONCLUSIVE
 
 
-COMPARE = gate(type="compare", bad='e{version="{{version}}",code="500"}', total='e{version="{{version}}"}',
-               max_increase=0.0, confidence=0.99)
+COMPARE = gate(
+    type="compare",
+    bad='e{version="{{version}}",code="500"}',
+    total='e{version="{{version}}"}',
+    max_increase=0.0,
+    confidence=0.99,
+)
 
 
 def counts(cb: float, ct: float, bb: float, bt: float) -> dict[str, QueryResult]:
@@ -175,12 +208,24 @@ class TestCompareSamples:
         slow = [v * 1.5 for v in base]
         memory: dict[str, Any] = {}
         c = ctx(elapsed=300)
-        assert run(self.G, {"canary": QueryResult(series=base), "baseline": QueryResult(series=base)}, memory, c).status is Verdict.PASS
-        verdict = run(self.G, {"canary": QueryResult(series=slow), "baseline": QueryResult(series=base)}, memory, c)
+        assert (
+            run(
+                self.G, {"canary": QueryResult(series=base), "baseline": QueryResult(series=base)}, memory, c
+            ).status
+            is Verdict.PASS
+        )
+        verdict = run(
+            self.G, {"canary": QueryResult(series=slow), "baseline": QueryResult(series=base)}, memory, c
+        )
         assert verdict.status is Verdict.FAIL
 
     def test_too_few_samples(self) -> None:
-        assert run(self.G, {"canary": QueryResult(series=[1.0]), "baseline": QueryResult(series=[1.0, 2.0, 3.0])}).status is Verdict.INCONCLUSIVE
+        assert (
+            run(
+                self.G, {"canary": QueryResult(series=[1.0]), "baseline": QueryResult(series=[1.0, 2.0, 3.0])}
+            ).status
+            is Verdict.INCONCLUSIVE
+        )
 
 
 def verdict(status: Verdict, no_data: bool = False):  # type: ignore[no-untyped-def]

@@ -11,8 +11,10 @@ from shiprail.plan.waves import compute_waves, dependents, find_cycle
 from shiprail.plan.windows import next_open
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("2h", 7200), ("28d", 2419200),
-                                               ("1h30m", 5400), ("250ms", 0.25), ("0", 0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("5m", 300), ("2h", 7200), ("28d", 2419200), ("1h30m", 5400), ("250ms", 0.25), ("0", 0)],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
@@ -29,7 +31,12 @@ def test_duration_round_trip() -> None:
 
 
 def test_waves_diamond() -> None:
-    graph = {"ledger": [], "payments": ["ledger"], "inventory": ["ledger"], "checkout": ["payments", "inventory"]}
+    graph = {
+        "ledger": [],
+        "payments": ["ledger"],
+        "inventory": ["ledger"],
+        "checkout": ["payments", "inventory"],
+    }
     assert compute_waves(graph) == [["ledger"], ["payments", "inventory"], ["checkout"]]
     assert dependents(graph, "payments") == {"payments", "checkout"}
     assert dependents(graph, "ledger") == {"ledger", "payments", "inventory", "checkout"}
@@ -79,11 +86,13 @@ def test_with_label() -> None:
     assert with_label("m{}", "le", "1") == 'm{le="1"}'
 
 
-WINDOWS = DeployWindows.model_validate({
-    "timezone": "Europe/Berlin",
-    "allow": [{"days": ["mon", "tue", "wed", "thu"], "start": "09:00", "end": "16:00"}],
-    "deny": [{"from": "2026-12-20", "to": "2027-01-04", "reason": "year-end freeze"}],
-})
+WINDOWS = DeployWindows.model_validate(
+    {
+        "timezone": "Europe/Berlin",
+        "allow": [{"days": ["mon", "tue", "wed", "thu"], "start": "09:00", "end": "16:00"}],
+        "deny": [{"from": "2026-12-20", "to": "2027-01-04", "reason": "year-end freeze"}],
+    }
+)
 
 
 def test_windows_open_now() -> None:

@@ -15,7 +15,9 @@ PLANS = Path(__file__).parent / "plans"
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["shiprail", *args])
     code = 0
     try:
@@ -35,7 +37,12 @@ CASES = [
     ("steps-not-ending-at-100.yaml", 7, "spec.defaults.steps", "the last step must be 100"),
     ("gate-not-defined.yaml", 7, "spec.defaults.gates[0]", "gate 'error-rate' is not defined"),
     ("unknown-gate-type.yaml", 7, "spec.gates.error-rate", "unknown gate type 'magic'"),
-    ("unknown-template-variable.yaml", 9, "spec.gates.error-rate.query", "unknown template variable {{verison}}"),
+    (
+        "unknown-template-variable.yaml",
+        9,
+        "spec.gates.error-rate.query",
+        "unknown template variable {{verison}}",
+    ),
     ("bad-duration.yaml", 7, "spec.defaults.bake", "bad duration '5 minutes'"),
     ("interval-longer-than-bake.yaml", 8, "spec.defaults.interval", "interval 2m is longer than bake 1m"),
     ("window-end-before-start.yaml", 8, "spec.windows.allow[0]", "end 09:00 is not after start 16:00"),
@@ -50,7 +57,11 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "line", "field", "fragment"), CASES, ids=[c[0] for c in CASES])
 def test_bad_plan_exits_2_naming_file_line_and_field(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, line: int, field: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    line: int,
+    field: str,
     fragment: str,
 ) -> None:
     path = PLANS / name
@@ -59,7 +70,9 @@ def test_bad_plan_exits_2_naming_file_line_and_field(
     assert "Traceback" not in err + out
     location = f"{path}:{line}: " if line else f"{path}:"
     expected = f"{location}{field + ': ' if field else ''}"
-    matching = [row for row in err.splitlines() if row.startswith("error: ") and expected in row and fragment in row]
+    matching = [
+        row for row in err.splitlines() if row.startswith("error: ") and expected in row and fragment in row
+    ]
     assert matching, f"no line with {expected!r} and {fragment!r} in:\n{err}"
 
 
@@ -75,16 +88,24 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(PlanError) as caught:
         load_plan(plan)
     fields = {issue.field for issue in caught.value.issues}
-    assert {"metadata.name", "spec.defaults.steps", "spec.defaults.bake", "spec.services[1].version",
-            "spec.services[0].depends_on[1]", "spec.services[0].depends_on"} <= fields
+    assert {
+        "metadata.name",
+        "spec.defaults.steps",
+        "spec.defaults.bake",
+        "spec.services[1].version",
+        "spec.services[0].depends_on[1]",
+        "spec.services[0].depends_on",
+    } <= fields
     cycle = [i for i in caught.value.issues if "cycle" in i.message]
     assert cycle and "a → b → a" in cycle[0].message
 
 
 def test_yaml_number_version_is_refused_with_a_hint() -> None:
     with pytest.raises(PlanError) as caught:
-        parse_plan("apiVersion: shiprail/v1\nkind: RolloutPlan\nmetadata: {name: x}\nspec:\n  services:\n"
-                   "    - {name: a, version: 1.10, actuator: {type: http, url: 'http://x'}}\n")
+        parse_plan(
+            "apiVersion: shiprail/v1\nkind: RolloutPlan\nmetadata: {name: x}\nspec:\n  services:\n"
+            "    - {name: a, version: 1.10, actuator: {type: http, url: 'http://x'}}\n"
+        )
     assert "quote it" in str(caught.value)
 
 
@@ -112,7 +133,9 @@ def test_bad_plan_json_output(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
-def test_examples_are_valid(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], example: Path) -> None:
+def test_examples_are_valid(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], example: Path
+) -> None:
     code, out, err = run_cli(monkeypatch, capsys, "plan", "check", str(example), "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -120,15 +143,24 @@ def test_examples_are_valid(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
 
 
 def test_chain_example_schedule(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(monkeypatch, capsys, "plan", "check", str(EXAMPLES / "chain.yaml"), "--json")
+    _code, out, _ = run_cli(monkeypatch, capsys, "plan", "check", str(EXAMPLES / "chain.yaml"), "--json")
     data = json.loads(out)
     assert data["waves"] == [["inventory"], ["payments"], ["checkout"]]
     # inventory 4 × 3m, payments 3 × 3m, checkout 4 × 5m
     assert data["shortest_duration"] == "41m"
-    assert data["schedule"][0] == {"service": "inventory", "wave": 1, "step": 1, "weight": 1.0, "start": "0s", "bake": "3m"}
+    assert data["schedule"][0] == {
+        "service": "inventory",
+        "wave": 1,
+        "step": 1,
+        "weight": 1.0,
+        "start": "0s",
+        "bake": "3m",
+    }
 
 
-def test_human_output_lists_waves(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_human_output_lists_waves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run_cli(monkeypatch, capsys, "plan", "check", str(EXAMPLES / "diamond-lockstep.yaml"))
     assert code == 0
     assert "wave 2: payments, inventory" in out

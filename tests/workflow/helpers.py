@@ -25,17 +25,29 @@ def make_plan(url: str, services: list[dict[str, Any]], **spec: Any) -> RolloutP
     for service in services:
         service.setdefault("version", "2.0")
         service.setdefault("actuator", {"type": "http", "url": url})
-    document = {"apiVersion": "shiprail/v1", "kind": "RolloutPlan", "metadata": {"name": "test-plan"},
-                "spec": {**spec, "services": services}}
+    document = {
+        "apiVersion": "shiprail/v1",
+        "kind": "RolloutPlan",
+        "metadata": {"name": "test-plan"},
+        "spec": {**spec, "services": services},
+    }
     return parse_plan(yaml.safe_dump(document))
 
 
-async def start(client: Client, plan: RolloutPlan, rollout_id: str, *, task_queue: str = TASK_QUEUE,
-                wait_for_locks: bool = True) -> WorkflowHandle[Any, RolloutStatus]:
+async def start(
+    client: Client,
+    plan: RolloutPlan,
+    rollout_id: str,
+    *,
+    task_queue: str = TASK_QUEUE,
+    wait_for_locks: bool = True,
+) -> WorkflowHandle[Any, RolloutStatus]:
     return await client.start_workflow(
         RolloutWorkflow.run,
         RolloutInput(plan=plan, rollout_id=rollout_id, started_by="tester", wait_for_locks=wait_for_locks),
-        id=rollout_id, task_queue=task_queue, search_attributes=start_search_attributes(plan),
+        id=rollout_id,
+        task_queue=task_queue,
+        search_attributes=start_search_attributes(plan),
     )
 
 
@@ -44,7 +56,9 @@ async def status_of(handle: WorkflowHandle[Any, Any]) -> RolloutStatus:
     return result
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():
@@ -53,8 +67,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def wait_status(handle: WorkflowHandle[Any, Any], predicate: Callable[[RolloutStatus], bool],
-                      timeout: float = 30.0, what: str = "status") -> RolloutStatus:
+async def wait_status(
+    handle: WorkflowHandle[Any, Any],
+    predicate: Callable[[RolloutStatus], bool],
+    timeout: float = 30.0,
+    what: str = "status",
+) -> RolloutStatus:
     seen: list[RolloutStatus] = []
 
     async def check() -> bool:

@@ -32,13 +32,18 @@ def put_weights(actuator: ActuatorServer, service: str) -> list[float | None]:
     return [c.weight for c in actuator.store.puts() if c.service == service]
 
 
-async def test_chain_rolls_in_dependency_order(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_chain_rolls_in_dependency_order(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     seed(actuator, "inventory", "payments", "checkout")
-    plan = make_plan(actuator.url, [
-        {"name": "checkout", "depends_on": ["payments"]},
-        {"name": "payments", "depends_on": ["inventory"]},
-        {"name": "inventory"},
-    ])
+    plan = make_plan(
+        actuator.url,
+        [
+            {"name": "checkout", "depends_on": ["payments"]},
+            {"name": "payments", "depends_on": ["inventory"]},
+            {"name": "inventory"},
+        ],
+    )
     result = await (await start(client, plan, rollout_id)).result()
     assert result.phase is Phase.SUCCEEDED
     puts = [(c.service, c.weight) for c in actuator.store.puts()]
@@ -47,14 +52,20 @@ async def test_chain_rolls_in_dependency_order(client: Client, actuator: Actuato
     assert [s.state for s in result.services] == [ServiceState.DONE] * 3
 
 
-async def test_diamond_middle_wave_runs_in_parallel(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_diamond_middle_wave_runs_in_parallel(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     seed(actuator, "ledger", "payments", "inventory", "checkout")
-    plan = make_plan(actuator.url, [
-        {"name": "ledger"},
-        {"name": "payments", "depends_on": ["ledger"]},
-        {"name": "inventory", "depends_on": ["ledger"]},
-        {"name": "checkout", "depends_on": ["payments", "inventory"]},
-    ], defaults={"steps": [50, 100], "bake": "1s", "interval": "1s"})
+    plan = make_plan(
+        actuator.url,
+        [
+            {"name": "ledger"},
+            {"name": "payments", "depends_on": ["ledger"]},
+            {"name": "inventory", "depends_on": ["ledger"]},
+            {"name": "checkout", "depends_on": ["payments", "inventory"]},
+        ],
+        defaults={"steps": [50, 100], "bake": "1s", "interval": "1s"},
+    )
     result = await (await start(client, plan, rollout_id)).result()
     assert result.phase is Phase.SUCCEEDED
     calls = actuator.store.puts()
@@ -66,7 +77,9 @@ async def test_diamond_middle_wave_runs_in_parallel(client: Client, actuator: Ac
     assert times[("ledger", 100.0)] < min(times[("payments", 50.0)], times[("inventory", 50.0)])
 
 
-async def test_lockstep_moves_a_wave_together(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_lockstep_moves_a_wave_together(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     seed(actuator, "a", "b", "c")
     plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b"}, {"name": "c", "bake": "2s"}], lockstep=True)
     result = await (await start(client, plan, rollout_id)).result()
@@ -83,13 +96,19 @@ async def test_lockstep_moves_a_wave_together(client: Client, actuator: Actuator
 
 def gated_plan(actuator: ActuatorServer, prometheus: PrometheusServer, **spec: Any):  # type: ignore[no-untyped-def]
     # wave 1: ledger, search; wave 2: payments (gated: fails at step 3, 50%); wave 3: checkout
-    return make_plan(actuator.url, [
-        {"name": "ledger"},
-        {"name": "search"},
-        {"name": "payments", "depends_on": ["ledger"], "gates": ["weight"]},
-        {"name": "checkout", "depends_on": ["payments"]},
-    ], prometheus={"url": prometheus.url}, gates={"weight": WEIGHT_GATE},
-        defaults={"steps": [5, 20, 50, 100], "bake": "1s", "interval": "1s"}, **spec)
+    return make_plan(
+        actuator.url,
+        [
+            {"name": "ledger"},
+            {"name": "search"},
+            {"name": "payments", "depends_on": ["ledger"], "gates": ["weight"]},
+            {"name": "checkout", "depends_on": ["payments"]},
+        ],
+        prometheus={"url": prometheus.url},
+        gates={"weight": WEIGHT_GATE},
+        defaults={"steps": [5, 20, 50, 100], "bake": "1s", "interval": "1s"},
+        **spec,
+    )
 
 
 async def test_gate_failure_restores_every_touched_service_consumers_first(
@@ -107,10 +126,12 @@ async def test_gate_failure_restores_every_touched_service_consumers_first(
     assert actuator.store.exposures == before
     puts = actuator.store.puts()
     assert not [c for c in puts if c.service == "checkout"], "untouched service was actuated"
-    payments_steps = [c.weight for c in puts if c.service == "payments" and "restore" not in (c.idempotency_key or "")]
+    payments_steps = [
+        c.weight for c in puts if c.service == "payments" and "restore" not in (c.idempotency_key or "")
+    ]
     assert payments_steps == [5.0, 20.0, 50.0]
     restores = [c for c in puts if (c.idempotency_key or "").endswith("/restore")]
-    assert [c.service for c in restores][0] == "payments"
+    assert next(c.service for c in restores) == "payments"
     assert {c.service for c in restores[1:]} == {"ledger", "search"}
     assert next(c for c in restores if c.service == "search").weight == 5
     gates = next(s for s in result.services if s.name == "payments").gates
@@ -134,7 +155,9 @@ async def test_pause_holds_across_a_bake_boundary_then_resume(
     client: Client, actuator: ActuatorServer, rollout_id: str
 ) -> None:
     seed(actuator, "a")
-    plan = make_plan(actuator.url, [{"name": "a"}], defaults={"steps": [10, 50, 100], "bake": "2s", "interval": "1s"})
+    plan = make_plan(
+        actuator.url, [{"name": "a"}], defaults={"steps": [10, 50, 100], "bake": "2s", "interval": "1s"}
+    )
     handle = await start(client, plan, rollout_id)
     await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
     assert "paused" in await handle.execute_update(RolloutWorkflow.pause, control(reason="investigating"))
@@ -159,8 +182,12 @@ async def test_failing_gate_while_paused_still_rolls_back(
     # Prometheus's time() passes the bound for the first few seconds, then fails it: the
     # first bake passes, the hold that follows must catch the failure.
     gate = {"type": "threshold", "query": "vector(time())", "max": time.time() + 6, "inconclusive_limit": 0}
-    plan = make_plan(actuator.url, [{"name": "a", "gates": ["clock"]}], prometheus={"url": prometheus.url},
-                     gates={"clock": gate})
+    plan = make_plan(
+        actuator.url,
+        [{"name": "a", "gates": ["clock"]}],
+        prometheus={"url": prometheus.url},
+        gates={"clock": gate},
+    )
     handle = await start(client, plan, rollout_id)
     await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
     await handle.execute_update(RolloutWorkflow.pause, control(reason="hold"))
@@ -172,7 +199,9 @@ async def test_failing_gate_while_paused_still_rolls_back(
     assert actuator.store.exposures["a"].weight == 0
 
 
-async def test_resume_refused_when_not_paused(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_resume_refused_when_not_paused(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     seed(actuator, "a")
     handle = await start(client, make_plan(actuator.url, [{"name": "a"}]), rollout_id)
     assert re.search("not paused", await refused(handle, RolloutWorkflow.resume, control()))
@@ -181,14 +210,21 @@ async def test_resume_refused_when_not_paused(client: Client, actuator: Actuator
 
 async def test_approval_before_full(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
     seed(actuator, "a", "b")
-    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "approval": "none"}],
-                     defaults={"steps": [10, 100], "bake": "1s", "interval": "1s", "approval": "before_full"})
+    plan = make_plan(
+        actuator.url,
+        [{"name": "a"}, {"name": "b", "approval": "none"}],
+        defaults={"steps": [10, 100], "bake": "1s", "interval": "1s", "approval": "before_full"},
+    )
     handle = await start(client, plan, rollout_id)
-    assert re.search("awaiting approval", await refused(handle, RolloutWorkflow.approve, control(service="b")))
+    assert re.search(
+        "awaiting approval", await refused(handle, RolloutWorkflow.approve, control(service="b"))
+    )
     waiting = await wait_status(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, what="approval")
     assert waiting.services[0].state is ServiceState.AWAITING_APPROVAL
     assert put_weights(actuator, "a") == [10.0]
-    assert re.search("not in this rollout", await refused(handle, RolloutWorkflow.approve, control(service="nope")))
+    assert re.search(
+        "not in this rollout", await refused(handle, RolloutWorkflow.approve, control(service="nope"))
+    )
     answer = await handle.execute_update(RolloutWorkflow.approve, control(service="a", reason="looks good"))
     assert "a step 2" in answer
     result = await handle.result()
@@ -202,23 +238,35 @@ async def test_abort_rolls_back_and_second_abort_is_refused(
     client: Client, actuator: ActuatorServer, rollout_id: str
 ) -> None:
     before = seed(actuator, "a", "b")
-    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "depends_on": ["a"]}],
-                     defaults={"steps": [10, 50, 100], "bake": "3s", "interval": "1s"})
+    plan = make_plan(
+        actuator.url,
+        [{"name": "a"}, {"name": "b", "depends_on": ["a"]}],
+        defaults={"steps": [10, 50, 100], "bake": "3s", "interval": "1s"},
+    )
     handle = await start(client, plan, rollout_id)
-    await wait_status(handle, lambda s: s.services[0].step == 2 and s.services[0].state is ServiceState.BAKING,
-                      what="step 2 baking")
+    await wait_status(
+        handle,
+        lambda s: s.services[0].step == 2 and s.services[0].state is ServiceState.BAKING,
+        what="step 2 baking",
+    )
     answer = await handle.execute_update(RolloutWorkflow.abort, control(reason="bad smell"))
     assert "rolling back: a" in answer
-    assert re.search("rolling back|rolled_back", await refused(handle, RolloutWorkflow.abort, control(reason="again")))
+    assert re.search(
+        "rolling back|rolled_back", await refused(handle, RolloutWorkflow.abort, control(reason="again"))
+    )
     result = await handle.result()
     assert result.phase is Phase.ROLLED_BACK and "aborted by tester: bad smell" in result.reason
     assert actuator.store.exposures == before
     assert not [c for c in actuator.store.calls if c.service == "b" and c.method == "PUT"]
 
 
-async def test_cancel_from_the_ui_compensates(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_cancel_from_the_ui_compensates(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     before = seed(actuator, "a")
-    plan = make_plan(actuator.url, [{"name": "a"}], defaults={"steps": [10, 100], "bake": "5s", "interval": "1s"})
+    plan = make_plan(
+        actuator.url, [{"name": "a"}], defaults={"steps": [10, 100], "bake": "5s", "interval": "1s"}
+    )
     handle = await start(client, plan, rollout_id)
     await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
     await handle.cancel()
@@ -230,7 +278,9 @@ async def test_cancel_from_the_ui_compensates(client: Client, actuator: Actuator
     assert phase == ["rolled_back"]
 
 
-async def test_transient_actuator_errors_are_retried(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_transient_actuator_errors_are_retried(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     seed(actuator, "a")
     actuator.store.fail("a", "PUT", status=503, times=2)
     result = await (await start(client, make_plan(actuator.url, [{"name": "a"}]), rollout_id)).result()
@@ -239,14 +289,16 @@ async def test_transient_actuator_errors_are_retried(client: Client, actuator: A
     assert put_weights(actuator, "a") == [10.0, 50.0, 100.0]
 
 
-async def test_permanent_actuator_error_rolls_back(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_permanent_actuator_error_rolls_back(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     before = seed(actuator, "a", "b")
     plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "depends_on": ["a"]}])
     actuator.store.fail("b", "PUT", status=403, times=1)
     result = await (await start(client, plan, rollout_id)).result()
     assert result.phase is Phase.ROLLED_BACK
     assert "HTTP 403" in result.reason
-    assert [c.status for c in actuator.store.calls if c.service == "b" and c.method == "PUT"][0] == 403
+    assert next(c.status for c in actuator.store.calls if c.service == "b" and c.method == "PUT") == 403
     assert actuator.store.exposures == before
 
 
@@ -254,9 +306,14 @@ async def test_unrestorable_service_ends_rollback_failed(
     client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
 ) -> None:
     seed(actuator, "a")
-    plan = make_plan(actuator.url, [{"name": "a", "gates": ["weight"]}], prometheus={"url": prometheus.url},
-                     gates={"weight": WEIGHT_GATE}, rollback={"timeout": "3s"},
-                     defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"})
+    plan = make_plan(
+        actuator.url,
+        [{"name": "a", "gates": ["weight"]}],
+        prometheus={"url": prometheus.url},
+        gates={"weight": WEIGHT_GATE},
+        rollback={"timeout": "3s"},
+        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
+    )
     handle = await start(client, plan, rollout_id)
     await wait_status(handle, lambda s: s.services[0].step == 2, what="step 2")
     actuator.store.fail("a", "PUT", status=500, times=1000)
@@ -270,14 +327,20 @@ async def test_rollouts_sharing_a_service_never_overlap(
     client: Client, actuator: ActuatorServer, rollout_id: str
 ) -> None:
     seed(actuator, "shared", "x", "y")
-    first = await start(client, make_plan(actuator.url, [{"name": "shared"}, {"name": "x"}]), rollout_id + "-1")
+    first = await start(
+        client, make_plan(actuator.url, [{"name": "shared"}, {"name": "x"}]), rollout_id + "-1"
+    )
     await wait_status(first, lambda s: s.phase is Phase.RUNNING, what="first running")
-    second = await start(client, make_plan(actuator.url, [{"name": "shared", "version": "3.0"}, {"name": "y"}]),
-                         rollout_id + "-2")
+    second = await start(
+        client,
+        make_plan(actuator.url, [{"name": "shared", "version": "3.0"}, {"name": "y"}]),
+        rollout_id + "-2",
+    )
     pending = await wait_status(second, lambda s: s.lock_holder is not None, what="second pending")
     assert pending.phase is Phase.PENDING and pending.lock_holder == rollout_id + "-1"
-    no_wait = await start(client, make_plan(actuator.url, [{"name": "shared"}]), rollout_id + "-3",
-                          wait_for_locks=False)
+    no_wait = await start(
+        client, make_plan(actuator.url, [{"name": "shared"}]), rollout_id + "-3", wait_for_locks=False
+    )
     refused = await no_wait.result()
     assert refused.phase is Phase.FAILED and f"locked by rollout {rollout_id}-1" in refused.reason
     assert (await first.result()).phase is Phase.SUCCEEDED
@@ -291,7 +354,9 @@ async def test_lock_released_when_holder_is_terminated(
     client: Client, actuator: ActuatorServer, rollout_id: str
 ) -> None:
     seed(actuator, "shared")
-    plan = make_plan(actuator.url, [{"name": "shared"}], defaults={"steps": [10, 100], "bake": "30s", "interval": "1s"})
+    plan = make_plan(
+        actuator.url, [{"name": "shared"}], defaults={"steps": [10, 100], "bake": "30s", "interval": "1s"}
+    )
     holder = await start(client, plan, rollout_id + "-1")
     await wait_status(holder, lambda s: s.phase is Phase.RUNNING, what="holder running")
     waiter = await start(client, make_plan(actuator.url, [{"name": "shared"}]), rollout_id + "-2")
@@ -301,7 +366,10 @@ async def test_lock_released_when_holder_is_terminated(
 
 
 async def test_rolled_back_rollout_is_found_by_search_attributes(
-    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, temporal_server: TemporalDevServer,
+    client: Client,
+    actuator: ActuatorServer,
+    prometheus: PrometheusServer,
+    temporal_server: TemporalDevServer,
     rollout_id: str,
 ) -> None:
     seed(actuator, "ledger", "search", "payments", "checkout")
@@ -311,8 +379,20 @@ async def test_rolled_back_rollout_is_found_by_search_attributes(
 
     def listed() -> list[str]:
         output = subprocess.run(
-            [temporal_binary(), "workflow", "list", "--address", temporal_server.address, "--query", query,
-             "-o", "json"], capture_output=True, text=True, check=True,
+            [
+                temporal_binary(),
+                "workflow",
+                "list",
+                "--address",
+                temporal_server.address,
+                "--query",
+                query,
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         return [w["execution"]["workflowId"] for w in json.loads(output or "[]")]
 
@@ -324,12 +404,15 @@ async def test_rolled_back_rollout_is_found_by_search_attributes(
     await eventually(found, 15, "visibility to index the rollout")
 
 
-async def test_history_stays_small_for_a_large_plan(client: Client, actuator: ActuatorServer, rollout_id: str) -> None:
+async def test_history_stays_small_for_a_large_plan(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
     names = [f"svc-{i:02d}" for i in range(50)]
     seed(actuator, *names)
     steps = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-    plan = make_plan(actuator.url, [{"name": n} for n in names],
-                     defaults={"steps": steps, "bake": "0s", "interval": "0s"})
+    plan = make_plan(
+        actuator.url, [{"name": n} for n in names], defaults={"steps": steps, "bake": "0s", "interval": "0s"}
+    )
     handle = await start(client, plan, rollout_id)
     assert (await handle.result()).phase is Phase.SUCCEEDED
     history = await handle.fetch_history()
@@ -338,23 +421,41 @@ async def test_history_stays_small_for_a_large_plan(client: Client, actuator: Ac
 
 
 async def test_worker_killed_mid_bake_continues_without_duplicate_actuation(
-    client: Client, actuator: ActuatorServer, temporal_server: TemporalDevServer, rollout_id: str,
+    client: Client,
+    actuator: ActuatorServer,
+    temporal_server: TemporalDevServer,
+    rollout_id: str,
     worker: Worker,
 ) -> None:
     import sys
 
     seed(actuator, "a", "b")
     queue = f"kill-{rollout_id}"
-    plan = make_plan(actuator.url, [{"name": "a"}, {"name": "b", "depends_on": ["a"]}],
-                     defaults={"steps": [10, 50, 100], "bake": "4s", "interval": "1s"})
-    argv = [sys.executable, "-m", "shiprail", "worker", "--address", temporal_server.address,
-            "--task-queue", queue]
+    plan = make_plan(
+        actuator.url,
+        [{"name": "a"}, {"name": "b", "depends_on": ["a"]}],
+        defaults={"steps": [10, 50, 100], "bake": "4s", "interval": "1s"},
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "shiprail",
+        "worker",
+        "--address",
+        temporal_server.address,
+        "--task-queue",
+        queue,
+    ]
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second: subprocess.Popen[bytes] | None = None
     try:
         handle = await start(client, plan, rollout_id, task_queue=queue)
-        await wait_status(handle, lambda s: s.services[0].step == 2 and s.services[0].state is ServiceState.BAKING,
-                          timeout=60, what="a baking at step 2")
+        await wait_status(
+            handle,
+            lambda s: s.services[0].step == 2 and s.services[0].state is ServiceState.BAKING,
+            timeout=60,
+            what="a baking at step 2",
+        )
         first.kill()
         first.wait()
         second = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
