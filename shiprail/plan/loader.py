@@ -120,12 +120,11 @@ def _pydantic_message(error: Any, raw: Any) -> str:
 def _lookup(raw: Any, loc: Loc) -> Any:
     node = raw
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (in_dict or in_list):
             return None
+        node = node[part]
     return node
 
 
