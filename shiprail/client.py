@@ -12,6 +12,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 
 from shiprail.errors import BadInput, Unreachable
@@ -33,11 +34,21 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
     return config
 
 
-async def connect(address: str | None = None, *, identity: str | None = None) -> Client:
+def quiet_runtime() -> Runtime:
+    """A runtime that logs only errors: for the demo, whose terminal is for the rollout."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
+
+
+async def connect(
+    address: str | None = None, *, identity: str | None = None, runtime: Runtime | None = None
+) -> Client:
     config = connect_config(address)
     try:
         if identity:
             config["identity"] = identity
+        if runtime:
+            config["runtime"] = runtime
         return await Client.connect(**config, data_converter=pydantic_data_converter)
     except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
         detail = "connection refused" if "Connection refused" in str(exc) else str(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -32,4 +33,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=ACTIVITIES,
         max_concurrent_activities=max_concurrent_activities,
+        # Baking activities learn of a cancellation (a sibling failed, a human aborted) at
+        # their next heartbeat; throttled to at most this, so rollbacks start promptly.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
     )

@@ -26,10 +26,11 @@ app.add_typer(plan_cmd.app, name="plan")
 
 def _register_commands() -> None:
     # Imported here so `shiprail plan check` stays fast and works without Temporal.
-    from shiprail.cli import rollout, stack
+    from shiprail.cli import demo, rollout, stack
 
     rollout.register(app)
     stack.register(app)
+    demo.register(app)
 
 
 def main() -> None:

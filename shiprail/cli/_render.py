@@ -8,7 +8,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from shiprail.status import Phase, RolloutStatus
+from shiprail.status import GateStatus, Phase, RolloutStatus
 
 _PHASE_STYLE = {
     Phase.SUCCEEDED: "green",
@@ -20,6 +20,22 @@ _PHASE_STYLE = {
     Phase.AWAITING_APPROVAL: "magenta",
     Phase.WAITING_WINDOW: "blue",
 }
+
+
+_GATE_MARK = {"pass": ("✓", "green"), "fail": ("✗", "red")}
+
+
+def _gate_line(gate: GateStatus) -> Text:
+    """One line per gate: a pass shows its measurement, anything else its reason."""
+    mark, colour = _GATE_MARK.get(gate.status, ("?", "yellow"))
+    line = Text(f"{mark} ", style=colour)
+    line.append(gate.name, style="bold")
+    if gate.status == "pass":
+        value = f" {gate.value:.3g}" if gate.value is not None else ""
+        line.append(f"{value} {gate.threshold}".rstrip())
+    else:
+        line.append(f" {gate.status}: {gate.reason}" if gate.reason else f" {gate.status}", style=colour)
+    return line
 
 
 def status_table(status: RolloutStatus, link: str | None = None) -> Group:
@@ -34,15 +50,7 @@ def status_table(status: RolloutStatus, link: str | None = None) -> Group:
         table.add_column(column, no_wrap=column != "gates")
     for s in status.services:
         step = f"{s.step}/{len(s.steps)}" if s.step else f"–/{len(s.steps)}"
-        gates = Text()
-        for i, g in enumerate(s.gates):
-            if i:
-                gates.append("\n")
-            colour = {"pass": "green", "fail": "red"}.get(g.status, "yellow")
-            gates.append(f"{g.name} ", style="bold")
-            gates.append(g.status, style=colour)
-            if g.reason:
-                gates.append(f" {g.reason}")
+        gates = Text("\n").join(_gate_line(g) for g in s.gates)
         table.add_row(
             str(s.wave),
             s.name,

@@ -19,7 +19,7 @@ from shiprail.cli._console import err, out, print_json
 from shiprail.cli._render import status_table
 from shiprail.client import TASK_QUEUE, connect, connect_config
 from shiprail.errors import BadInput, ExitCode, Unreachable
-from shiprail.plan import load_plan
+from shiprail.plan import RolloutPlan, load_plan
 from shiprail.status import AuditEntry, Phase, RolloutStatus
 from shiprail.workflows.rollout import ControlRequest, RolloutInput, RolloutWorkflow, start_search_attributes
 
@@ -100,6 +100,29 @@ async def _warn_without_worker(client: Client) -> None:
         pass
 
 
+async def start_rollout(
+    client: Client, plan: RolloutPlan, rollout_id: str, *, wait_for_locks: bool = True
+) -> WorkflowHandle[Any, RolloutStatus]:
+    """Start the rollout workflow with its search attributes and web-UI summary."""
+    ticket = f" [{plan.metadata.ticket}]" if plan.metadata.ticket else ""
+    services = ", ".join(f"{s.name}@{s.version}" for s in plan.spec.services)
+    try:
+        return await client.start_workflow(
+            RolloutWorkflow.run,
+            RolloutInput(plan=plan, rollout_id=rollout_id, started_by=actor(), wait_for_locks=wait_for_locks),
+            id=rollout_id,
+            task_queue=TASK_QUEUE,
+            search_attributes=start_search_attributes(plan),
+            static_summary=f"rollout {plan.metadata.name}{ticket}: {services}"[:200],
+            static_details=f"owner: {plan.metadata.owner or '–'}  \nticket: {plan.metadata.ticket or '–'}"
+            f"  \nstarted by: {actor()}",
+        )
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.ALREADY_EXISTS:
+            raise BadInput(f"a rollout with id {rollout_id!r} already exists") from None
+        raise
+
+
 def start(
     plan_path: Annotated[Path, typer.Argument(help="the plan file", show_default=False)],
     wait: Annotated[
@@ -120,23 +143,7 @@ def start(
 
     async def go() -> int:
         client = await _client(address)
-        ticket = f" [{plan.metadata.ticket}]" if plan.metadata.ticket else ""
-        try:
-            handle = await client.start_workflow(
-                RolloutWorkflow.run,
-                RolloutInput(plan=plan, rollout_id=rid, started_by=actor(), wait_for_locks=not no_wait),
-                id=rid,
-                task_queue=TASK_QUEUE,
-                search_attributes=start_search_attributes(plan),
-                static_summary=f"rollout {plan.metadata.name}{ticket}: "
-                f"{', '.join(f'{s.name}@{s.version}' for s in plan.spec.services)}"[:200],
-                static_details=f"owner: {plan.metadata.owner or '–'}  \nticket: {plan.metadata.ticket or '–'}"
-                f"  \nstarted by: {actor()}",
-            )
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.ALREADY_EXISTS:
-                raise BadInput(f"a rollout with id {rid!r} already exists") from None
-            raise
+        handle = await start_rollout(client, plan, rid, wait_for_locks=not no_wait)
         link = ui_link(rid, address)
         out.print(f"started rollout [bold]{rid}[/]")
         out.print(f"web UI: {link}")

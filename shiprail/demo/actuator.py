@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from shiprail.errors import Unreachable
 from shiprail.status import Exposure
 
 
@@ -133,7 +134,10 @@ class ActuatorServer:
     def __init__(self, store: ExposureStore | None = None, port: int = 0, latency: float = 0.0) -> None:
         self.store = store or ExposureStore()
         self.latency = latency
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        except OSError as exc:
+            raise Unreachable(f"cannot listen on 127.0.0.1:{port} for the router API: {exc.strerror}") from None
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -181,5 +185,7 @@ class ActuatorServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() would wait forever for a loop never started
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()

@@ -336,6 +336,9 @@ class RolloutWorkflow:
                 start_to_close_timeout=s.actuator.timeout + timedelta(seconds=5),
                 schedule_to_close_timeout=timedelta(minutes=2),
                 retry_policy=_ACTUATE_RETRY,
+                # A change in flight must land (or fail) before compensation starts, or the
+                # restore could be overtaken by it.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{s.name} → {weight:g}%",
             )
         except ActivityError as exc:
