@@ -7,8 +7,8 @@ so a plan drives the fleet exactly as it would drive a real traffic router.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from http.client import HTTPConnection
 
 from shiprail.demo.actuator import ActuatorServer, ExposureStore
