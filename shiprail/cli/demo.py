@@ -33,7 +33,8 @@ def demo(
     scenario: Annotated[str, typer.Option(help=_scenario_help())] = "good",
     plan_path: Annotated[Path, typer.Option("--plan", help="the plan to roll out")] = DEFAULT_PLAN,
     exit_at_end: Annotated[
-        bool, typer.Option("--exit", help="stop everything when the rollout ends; exit 0 only if it succeeded")
+        bool,
+        typer.Option("--exit", help="stop everything when the rollout ends; exit 0 only if it succeeded"),
     ] = False,
     rps: Annotated[float, typer.Option(help="requests per second the load generator sends")] = 40.0,
     state_dir: Annotated[Path | None, typer.Option(help="where the servers keep their data")] = None,
@@ -65,7 +66,9 @@ async def _run(stack: DemoStack, plan_path: Path, scenario: str, exit_at_end: bo
     client = await connect(stack.temporal.address, runtime=quiet_runtime())
     ui = stack.temporal.ui_url
     out.print(f"Temporal web UI:  {ui}")
-    out.print(f"Prometheus:       {stack.prometheus.url}  (scraping {len(stack.fleet.services)} services every 1s)")
+    out.print(
+        f"Prometheus:       {stack.prometheus.url}  (scraping {len(stack.fleet.services)} services every 1s)"
+    )
     out.print(f"router API:       {stack.fleet.router_url}")
     async with build_worker(client):
         rollout_id = f"demo-{scenario}-{datetime.now(UTC):%H%M%S}"
@@ -76,7 +79,11 @@ async def _run(stack: DemoStack, plan_path: Path, scenario: str, exit_at_end: bo
         out.print()
         out.print(f"rollout ended [bold]{status.phase.value}[/]: {status.reason}")
         for name, exposure in stack.fleet.exposures().items():
-            canary = f", canary {exposure.canary_version} at {exposure.weight:g}%" if exposure.canary_version else ""
+            canary = (
+                f", canary {exposure.canary_version} at {exposure.weight:g}%"
+                if exposure.canary_version
+                else ""
+            )
             out.print(f"  router {name}: stable {exposure.stable_version}{canary}")
         code = ExitCode.OK if status.phase is Phase.SUCCEEDED else ExitCode.ROLLOUT_FAILED
         if not exit_at_end:

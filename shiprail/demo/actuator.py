@@ -137,7 +137,9 @@ class ActuatorServer:
         try:
             self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         except OSError as exc:
-            raise Unreachable(f"cannot listen on 127.0.0.1:{port} for the router API: {exc.strerror}") from None
+            raise Unreachable(
+                f"cannot listen on 127.0.0.1:{port} for the router API: {exc.strerror}"
+            ) from None
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

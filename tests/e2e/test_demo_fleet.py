@@ -1,0 +1,154 @@
+"""The demo plan on the demo fleet: real Temporal, real Prometheus, real HTTP traffic.
+
+Every scenario is judged by what the fleet's routers say at the end, not by what the
+workflow believes: a rollback must leave every router exactly where it started.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from shiprail.demo.scenarios import SCENARIOS
+from shiprail.status import Phase, RolloutStatus, ServiceState
+from shiprail.workflows.rollout import RolloutWorkflow
+from tests.e2e.conftest import FleetRig
+from tests.workflow.helpers import control, eventually, start, status_of, wait_status
+
+RigFactory = Callable[..., FleetRig]
+BAD = [name for name, s in SCENARIOS.items() if s.expect == "rolled_back"]
+
+
+def _failed_gates(status: RolloutStatus) -> dict[str, list[str]]:
+    return {s.name: [g.name for g in s.gates if g.status == "fail"] for s in status.services if s.gates}
+
+
+def _assert_routers_restored(rig: FleetRig) -> None:
+    assert rig.fleet.exposures() == rig.start, "a router did not end where it started"
+
+
+async def test_good_release_reaches_100_percent_everywhere(
+    client: Client, worker: Worker, fleet_rig: RigFactory, rollout_id: str
+) -> None:
+    rig = fleet_rig("good")
+    handle = await start(client, rig.plan, rollout_id)
+    status = await handle.result()
+    assert status.phase is Phase.SUCCEEDED, status.reason
+    for service in rig.plan.spec.services:
+        exposure = rig.fleet.exposures()[service.name]
+        assert (exposure.canary_version, exposure.weight) == (service.version, 100)
+    # Providers finished before their consumers started.
+    first_put = {c.service: c.time for c in reversed(rig.fleet.store.puts())}
+    last_put = {c.service: c.time for c in rig.fleet.store.puts()}
+    assert last_put["payments"] < first_put["checkout"] and last_put["inventory"] < first_put["checkout"]
+    assert last_put["checkout"] < first_put["frontend"]
+    assert rig.fleet.load.sent > 1000 and rig.fleet.load.failed < rig.fleet.load.sent * 0.02
+
+
+@pytest.mark.parametrize("scenario", BAD)
+async def test_bad_release_is_caught_by_its_gate_and_rolled_back(
+    client: Client, worker: Worker, fleet_rig: RigFactory, rollout_id: str, scenario: str
+) -> None:
+    expected = SCENARIOS[scenario]
+    rig = fleet_rig(scenario)
+    handle = await start(client, rig.plan, rollout_id)
+    status = await handle.result()
+    assert status.phase is Phase.ROLLED_BACK, status.reason
+    failed = _failed_gates(status)
+    culprits = {service for service, gates in failed.items() if gates}
+    assert culprits and culprits <= set(expected.caught_on), failed
+    assert all(set(failed[s]) <= set(expected.caught_by) for s in culprits), failed
+    _assert_routers_restored(rig)
+    # Nothing untouched was ever actuated.
+    untouched = {s.name for s in status.services if s.state is ServiceState.UNTOUCHED}
+    assert not {c.service for c in rig.fleet.store.puts()} & untouched
+
+
+async def test_provider_regression_seen_only_by_its_consumer_rolls_back_both(
+    client: Client, worker: Worker, fleet_rig: RigFactory, rollout_id: str
+) -> None:
+    rig = fleet_rig("corrupt-payments")
+    handle = await start(client, rig.plan, rollout_id)
+    status = await handle.result()
+    assert status.phase is Phase.ROLLED_BACK
+    by_name = {s.name: s for s in status.services}
+    # payments' own gates never saw anything wrong; checkout's did.
+    assert by_name["payments"].step == 3 and not _failed_gates(status).get("payments")
+    assert _failed_gates(status)["checkout"]
+    assert by_name["payments"].state is ServiceState.RESTORED
+    assert by_name["checkout"].state is ServiceState.RESTORED
+    restores = [c for c in rig.fleet.store.puts() if c.version == rig.start[c.service].stable_version]
+    assert [c.service for c in restores].index("checkout") < [c.service for c in restores].index("payments")
+    _assert_routers_restored(rig)
+
+
+async def _inconclusive_evaluations(client: Client, handle: WorkflowHandle[Any, Any], at_least: int) -> bool:
+    """Read the running bake activities' heartbeats: their gate trackers, live."""
+    description = await handle.describe()
+    for pending in description.raw_description.pending_activities:
+        if not pending.heartbeat_details.payloads:
+            continue
+        (state,) = client.data_converter.payload_converter.from_payloads(pending.heartbeat_details.payloads)
+        counts = [t["inconclusives"] for t in state["trackers"].values()]
+        if counts and min(counts) >= at_least:
+            return True
+    return False
+
+
+async def _baking_first_step(handle: WorkflowHandle[Any, Any]) -> RolloutStatus:
+    return await wait_status(
+        handle,
+        lambda s: any(x.state is ServiceState.BAKING and x.weight == 10 for x in s.services),
+        timeout=30,
+        what="a service baking at 10%",
+    )
+
+
+async def test_prometheus_down_mid_bake_never_passes_a_step(
+    client: Client, worker: Worker, fleet_rig: RigFactory, rollout_id: str
+) -> None:
+    rig = fleet_rig("good")
+    handle = await start(client, rig.plan, rollout_id)
+    await _baking_first_step(handle)
+    rig.prometheus.stop()
+    stopped_at = time.time()
+    status = await handle.result()
+    assert status.phase is Phase.ROLLED_BACK
+    assert "query failed" in status.reason and "failing closed" in status.reason
+    # After Prometheus went away, the only changes were restores.
+    later = [c for c in rig.fleet.store.puts() if c.time > stopped_at]
+    assert later and all(c.version == rig.start[c.service].stable_version for c in later)
+    _assert_routers_restored(rig)
+
+
+async def test_prometheus_down_holds_when_the_plan_tolerates_it(
+    client: Client, worker: Worker, fleet_rig: RigFactory, rollout_id: str
+) -> None:
+    from tests.e2e.conftest import DEMO_PLAN
+
+    patient = DEMO_PLAN.read_text().replace("inconclusive_limit: 3", "inconclusive_limit: 1000")
+    rig = fleet_rig("good", plan_text=patient)
+    handle = await start(client, rig.plan, rollout_id)
+    baking = await _baking_first_step(handle)
+    rig.prometheus.stop()
+    puts_before = len(rig.fleet.store.puts())
+    # Gates keep answering "inconclusive" well past the 6 s bake and the usual limit; nothing moves.
+    await eventually(
+        lambda: _inconclusive_evaluations(client, handle, at_least=6), timeout=40, what="inconclusive gates"
+    )
+    assert len(rig.fleet.store.puts()) == puts_before
+    held = await status_of(handle)
+    assert {x.name: x.weight for x in held.services} == {x.name: x.weight for x in baking.services}
+    rig.prometheus.start(rig.fleet.metrics_targets)
+    await wait_status(
+        handle, lambda s: any(x.weight == 50 for x in s.services), timeout=60, what="the next step"
+    )
+    await handle.execute_update(RolloutWorkflow.abort, control(reason="test over"))
+    status = await handle.result()
+    assert status.phase is Phase.ROLLED_BACK
+    _assert_routers_restored(rig)
