@@ -65,5 +65,5 @@ def rollout_id() -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Cheap tests first: a broken plan model fails fast before servers start.
-    order = {"unit": 0, "workflow": 1, "e2e": 2}
+    order = {"unit": 0, "replay": 1, "workflow": 1, "e2e": 2}
     items.sort(key=lambda item: order.get(Path(str(item.fspath)).parent.name, 1))

@@ -8,8 +8,10 @@ with each heartbeat, so a worker killed mid-bake is replaced without losing evid
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -24,7 +26,7 @@ from shiprail.gates import (
     gate_interval,
     step_outcome,
 )
-from shiprail.gates.base import no_data
+from shiprail.gates.base import GateVerdict, no_data
 
 _TICK = 1.0  # seconds between heartbeats; cancellation is noticed this fast
 
@@ -64,6 +66,23 @@ def _result(state: _BakeState, outcome: StepOutcome) -> BakeResult:
 @activity.defn
 async def bake(request: BakeRequest) -> BakeResult:
     state = _restore(request)
+    # Heartbeats come from their own task: one round of queries against a failing
+    # Prometheus can outlast the heartbeat timeout, and a bake that never heartbeats is
+    # retried from its last heartbeat forever instead of failing closed.
+    alive = asyncio.create_task(_keep_alive(state))
+    try:
+        return await _evaluate_until_decided(request, state)
+    finally:
+        alive.cancel()
+
+
+async def _keep_alive(state: _BakeState) -> None:
+    while True:
+        activity.heartbeat(state.model_dump(mode="json"))
+        await asyncio.sleep(_TICK)
+
+
+async def _evaluate_until_decided(request: BakeRequest, state: _BakeState) -> BakeResult:
     url = prometheus_url(request.prometheus_url)
     source = PrometheusSource(url, request.prometheus_timeout or timedelta(seconds=10)) if url else None
     end = request.step_start + request.bake if request.bake is not None else None
@@ -79,23 +98,27 @@ async def bake(request: BakeRequest) -> BakeResult:
             bake=request.bake or timedelta(0),
             interval=request.interval,
         )
-        for name, gate in request.gates.items():
-            if now < state.next_due[name]:
-                continue
-            tracker = state.trackers[name]
-            if source is None:
-                verdict = no_data(
-                    name,
-                    "query failed: no Prometheus configured (spec.prometheus.url or"
-                    " SHIPRAIL_PROMETHEUS_URL on the worker)",
-                )
-            else:
-                verdict = await asyncio.to_thread(evaluate, name, gate, ctx, source, tracker.memory)
-            tracker.record(verdict, gate)
-            state.next_due[name] = now + gate_interval(gate, request.interval)
+        due = [name for name in request.gates if now >= state.next_due[name]]
+        judged = await asyncio.gather(*(_judge(name, request, ctx, source, state) for name in due))
+        for name, (verdict, memory) in zip(due, judged, strict=True):
+            state.trackers[name].memory = memory
+            state.trackers[name].record(verdict, request.gates[name])
+            state.next_due[name] = now + gate_interval(request.gates[name], request.interval)
         outcome = step_outcome(list(state.trackers.values()), bake_over=end is not None and now >= end)
         if outcome is not StepOutcome.CONTINUE:
             return _result(state, outcome)
-        activity.heartbeat(state.model_dump(mode="json"))
         wake = min([*state.next_due.values(), *([end] if end else [])], default=now)
         await asyncio.sleep(min(_TICK, max((wake - datetime.now(UTC)).total_seconds(), 0.05)))
+
+
+async def _judge(
+    name: str, request: BakeRequest, ctx: GateContext, source: PrometheusSource | None, state: _BakeState
+) -> tuple[GateVerdict, dict[str, Any]]:
+    # The gate works on a copy of its memory: the heartbeat task serialises the original
+    # while the query runs in a thread.
+    memory = copy.deepcopy(state.trackers[name].memory)
+    if source is None:
+        reason = "query failed: no Prometheus configured (spec.prometheus.url or SHIPRAIL_PROMETHEUS_URL on the worker)"
+        return no_data(name, reason), memory
+    verdict = await asyncio.to_thread(evaluate, name, request.gates[name], ctx, source, memory)
+    return verdict, memory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 import typer
 from rich.markup import escape
@@ -35,25 +36,49 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console-script entry point: user errors become a message and an exit code."""
+    _exit(run())
+
+
+def run() -> int:
+    """Run the command line; return its exit code (for callers that must not exit)."""
     _register_commands()
     try:
         app()
+    except SystemExit as done:  # typer ends every command, and every usage error, this way
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else ExitCode.ROLLOUT_FAILED)
     except PlanError as exc:
         for issue in exc.issues:
             err.print(f"[red]error[/]: {escape(str(issue))}")
         err.print(f"{len(exc.issues)} problem{'s' if len(exc.issues) != 1 else ''} found")
-        sys.exit(ExitCode.BAD_INPUT)
+        return ExitCode.BAD_INPUT
     except ShiprailError as exc:
         err.print(f"[red]error[/]: {escape(exc.message)}")
         if exc.hint:
             err.print(f"hint: {escape(exc.hint)}")
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except Exception as exc:  # never a traceback for the user, unless asked for
         if os.environ.get("SHIPRAIL_DEBUG"):
             raise
         err.print(
             f"[red]internal error[/]: {type(exc).__name__}: {escape(str(exc))} (set SHIPRAIL_DEBUG=1 for details)"
         )
-        sys.exit(ExitCode.ROLLOUT_FAILED)
+        return ExitCode.ROLLOUT_FAILED
+    return ExitCode.OK
+
+
+def _exit(code: int) -> NoReturn:
+    """Leave without interpreter finalization once a Temporal client was created.
+
+    The SDK's native runtime keeps threads that can abort the process while Python
+    tears itself down (temporalio/sdk-python#300): a finished command would then die
+    with SIGABRT instead of its exit code. Everything the command owns has been stopped
+    by now, so only the output needs flushing.
+    """
+    if "temporalio.bridge.runtime" not in sys.modules:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

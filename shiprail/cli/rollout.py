@@ -124,7 +124,7 @@ async def start_rollout(
 
 
 def start(
-    plan_path: Annotated[Path, typer.Argument(help="the plan file", show_default=False)],
+    plan_path: Annotated[Path, typer.Argument(help="the plan file", show_default=False, metavar="PLAN")],
     wait: Annotated[
         bool, typer.Option("--wait", help="wait for the end; exit 0 only if it succeeded")
     ] = False,
@@ -240,11 +240,25 @@ async def _control(rollout_id: str, address: str | None, update: Any, request: C
         message = getattr(cause, "message", None) or str(cause or exc)
         raise BadInput(f"refused: {message}") from None
     except RPCError as exc:
+        if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise
+        phase = await _final_phase(handle)
+        if phase is None:
+            raise BadInput(f"no rollout with id {rollout_id!r}") from None
+        raise BadInput(f"refused: rollout {rollout_id} has already ended ({phase})") from None
+
+
+async def _final_phase(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """The phase of an ended rollout, or None when there is no such rollout."""
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise BadInput(f"no running rollout with id {rollout_id!r}") from None
-        if exc.status is RPCStatusCode.FAILED_PRECONDITION or "completed" in exc.message:
-            raise BadInput(f"refused: rollout {rollout_id} has already ended") from None
+            return None
         raise
+    found = [p.value for p in description.typed_search_attributes if p.key.name == "ShiprailPhase"]
+    status = description.status.name.lower() if description.status else "closed"
+    return str(found[0]) if found else status
 
 
 def _control_command(verb: str, update: Any, *, reason_required: bool) -> Any:

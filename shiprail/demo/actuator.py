@@ -131,9 +131,17 @@ class ExposureStore:
 class ActuatorServer:
     """Serves an `ExposureStore` at http://127.0.0.1:PORT/exposure."""
 
-    def __init__(self, store: ExposureStore | None = None, port: int = 0, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: ExposureStore | None = None,
+        port: int = 0,
+        latency: float = 0.0,
+        required_headers: dict[str, str] | None = None,
+    ) -> None:
         self.store = store or ExposureStore()
         self.latency = latency
+        # Requests lacking these headers get 401, as a real deploy API would answer them.
+        self.required_headers = required_headers or {}
         try:
             self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         except OSError as exc:
@@ -162,15 +170,25 @@ class ActuatorServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _authorised(self) -> bool:
+                if all(self.headers.get(k) == v for k, v in server.required_headers.items()):
+                    return True
+                self._send(401, {"error": "missing or wrong credentials"})
+                return False
+
             def do_GET(self) -> None:
                 if server.latency:
                     time.sleep(server.latency)
+                if not self._authorised():
+                    return
                 query = parse_qs(urlparse(self.path).query)
                 self._send(*server.store.get(query.get("service", [""])[0]))
 
             def do_PUT(self) -> None:
                 if server.latency:
                     time.sleep(server.latency)
+                if not self._authorised():
+                    return
                 length = int(self.headers.get("Content-Length", 0))
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -98,11 +99,23 @@ class TemporalDevServer:
         self._process = ServerProcess("temporal dev server", argv, self.state_dir / "temporal.log")
 
         def ready() -> bool:
-            return port_in_use(self.port, self.ip) and (
-                not self.ui_port or port_in_use(self.ui_port, self.ip)
+            return (
+                port_in_use(self.port, self.ip)
+                and (not self.ui_port or port_in_use(self.ui_port, self.ip))
+                and self._answers()
             )
 
         self._process.start(ready, timeout)
+
+    def _answers(self) -> bool:
+        """The frontend serves requests: an open port alone comes seconds earlier."""
+        probe = [temporal_binary(), "workflow", "list", "--limit", "1", "--address", self.address]
+        probe += ["--namespace", self.namespace]
+        try:
+            done = subprocess.run(probe, capture_output=True, timeout=10, check=False)
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
 
     def stop(self) -> None:
         if self._process:

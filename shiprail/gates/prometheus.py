@@ -17,10 +17,12 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
 
 from shiprail.gates.base import QueryResult, QuerySpec
 
 _ATTEMPTS = 3
+_UNREACHABLE = "unreachable"
 _BACKOFF = 0.5
 
 
@@ -28,10 +30,21 @@ class PrometheusSource:
     def __init__(self, url: str, timeout: timedelta = timedelta(seconds=10)) -> None:
         self.url = url.rstrip("/")
         self.timeout = max(1, int(timeout.total_seconds()))
-        self._client = PrometheusConnect(url=self.url, disable_ssl=True, timeout=self.timeout)
+        # Retries are ours (`_ATTEMPTS`): the client's own urllib3 retries with backoff would
+        # stretch one evaluation against a dead Prometheus to tens of seconds.
+        self._client = PrometheusConnect(
+            url=self.url, disable_ssl=True, timeout=self.timeout, retry=Retry(total=0, raise_on_status=False)
+        )
 
     def fetch(self, specs: dict[str, QuerySpec], at: datetime) -> dict[str, QueryResult]:
-        return {name: self.run(spec, at) for name, spec in specs.items()}
+        results: dict[str, QueryResult] = {}
+        for name, spec in specs.items():
+            results[name] = self.run(spec, at)
+            if results[name].error and _UNREACHABLE in results[name].error:
+                # The rest would only wait out the same retries: the evaluation is
+                # inconclusive either way, and a dead Prometheus is reported sooner.
+                return {n: results.get(n, results[name]) for n in specs}
+        return results
 
     def run(self, spec: QuerySpec, at: datetime) -> QueryResult:
         error = "no attempt made"
@@ -45,7 +58,7 @@ class PrometheusSource:
                 if permanent:
                     return QueryResult(error=error)
             except requests.RequestException as exc:
-                error = f"Prometheus at {self.url} unreachable: {type(exc).__name__}"
+                error = f"Prometheus at {self.url} {_UNREACHABLE}: {type(exc).__name__}"
             if attempt + 1 < _ATTEMPTS:
                 time.sleep(_BACKOFF * (attempt + 1))
         return QueryResult(error=error)

@@ -1,12 +1,13 @@
-"""Statistics for canary-vs-baseline comparisons. Pure functions, numbers in, numbers out."""
+"""Statistics for canary-vs-baseline comparisons. Pure functions, numbers in, numbers out.
+
+numpy and scipy are imported where they are used: they take seconds to load, and every
+CLI command imports this module through the workflow definitions.
+"""
 
 from __future__ import annotations
 
 import math
-
-import numpy as np
-from scipy import stats
-from scipy.special import gammaln
+from statistics import NormalDist
 
 
 def tolerated_share(rho: float, max_increase: float) -> float:
@@ -24,15 +25,14 @@ def poisson_log_bayes_factor(n_baseline: int, n_canary: int, rho: float, prior_s
     Under H0 the canary's share of errors is ρ; the alternative puts a Dirichlet(k·ρ, k·(1−ρ))
     prior on that share. Anytime-valid: exp(−log BF) is a p-value at every look.
     """
-    counts = np.array([n_baseline, n_canary], dtype=float)
-    shares = np.array([1 - rho, rho], dtype=float)
-    alpha = prior_strength * shares
-    total = counts.sum()
-    return float(
-        gammaln(alpha.sum())
-        - gammaln(alpha.sum() + total)
-        + np.sum(gammaln(alpha + counts) - gammaln(alpha))
-        - np.sum(counts * np.log(shares))
+    counts = (float(n_baseline), float(n_canary))
+    shares = (1 - rho, rho)
+    alpha = [prior_strength * share for share in shares]
+    return (
+        math.lgamma(sum(alpha))
+        - math.lgamma(sum(alpha) + sum(counts))
+        + sum(math.lgamma(a + c) - math.lgamma(a) for a, c in zip(alpha, counts, strict=True))
+        - sum(c * math.log(share) for c, share in zip(counts, shares, strict=True) if c)
     )
 
 
@@ -54,11 +54,13 @@ def hodges_lehmann(
     Uses the Walsh-difference order statistics with the Mann–Whitney normal approximation,
     as Kayenta's judge does.
     """
+    import numpy as np
+
     x, y = np.asarray(canary, dtype=float), np.asarray(baseline, dtype=float)
     diffs = np.sort(np.subtract.outer(x, y).ravel())
     m, n = len(x), len(y)
     shift = float(np.median(diffs))
-    z = stats.norm.ppf(1 - (1 - confidence) / 2)
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     k = math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12))
     k = min(max(k, 0), len(diffs) - 1)
     return shift, float(diffs[k]), float(diffs[len(diffs) - 1 - k])
@@ -66,6 +68,8 @@ def hodges_lehmann(
 
 def mann_whitney_greater(canary: list[float], baseline: list[float]) -> float:
     """One-sided p-value that the canary's values are stochastically larger."""
+    from scipy import stats
+
     return float(stats.mannwhitneyu(canary, baseline, alternative="greater").pvalue)
 
 

@@ -47,6 +47,7 @@ def cross_check(raw: dict[str, Any]) -> list[Problem]:
         *_gate_references(spec, services),
         *_timing_problems(spec, services),
         *_lockstep_problems(spec, services),
+        *_literal_secrets(services),
     ]
 
 
@@ -126,6 +127,23 @@ def _timing_problems(spec: dict[str, Any], services: list[tuple[int, dict[str, A
                 f"interval {format_duration(interval)} is longer than bake {format_duration(bake)}"
                 f" for service {service.get('name')!r}",
             )
+
+
+_SECRET_HINTS = ("auth", "token", "key", "secret", "password", "cookie", "credential")
+
+
+def _literal_secrets(services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:
+    """The plan is the workflow's input, so a literal credential would sit in its history."""
+    for i, service in services:
+        headers = _dict(_dict(service.get("actuator")).get("headers"))
+        for name, value in headers.items():
+            sensitive = any(hint in str(name).lower() for hint in _SECRET_HINTS)
+            if sensitive and isinstance(value, str) and not value.startswith(("env:", "file:")):
+                yield Problem(
+                    ("spec", "services", i, "actuator", "headers", str(name)),
+                    f"header {name!r} holds a literal credential; the plan is stored in workflow"
+                    " history, so give a reference instead: env:NAME or file:PATH",
+                )
 
 
 def _lockstep_problems(spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:

@@ -18,7 +18,7 @@ from shiprail.demo.scenarios import SCENARIOS
 from shiprail.status import Phase, RolloutStatus, ServiceState
 from shiprail.workflows.rollout import RolloutWorkflow
 from tests.e2e.conftest import FleetRig
-from tests.workflow.helpers import control, eventually, start, status_of, wait_status
+from tests.workflow.helpers import control, eventually, finished, start, status_of, wait_status
 
 RigFactory = Callable[..., FleetRig]
 BAD = [name for name, s in SCENARIOS.items() if s.expect == "rolled_back"]
@@ -37,7 +37,7 @@ async def test_good_release_reaches_100_percent_everywhere(
 ) -> None:
     rig = fleet_rig("good")
     handle = await start(client, rig.plan, rollout_id)
-    status = await handle.result()
+    status = await finished(handle)
     assert status.phase is Phase.SUCCEEDED, status.reason
     for service in rig.plan.spec.services:
         exposure = rig.fleet.exposures()[service.name]
@@ -57,7 +57,7 @@ async def test_bad_release_is_caught_by_its_gate_and_rolled_back(
     expected = SCENARIOS[scenario]
     rig = fleet_rig(scenario)
     handle = await start(client, rig.plan, rollout_id)
-    status = await handle.result()
+    status = await finished(handle)
     assert status.phase is Phase.ROLLED_BACK, status.reason
     failed = _failed_gates(status)
     culprits = {service for service, gates in failed.items() if gates}
@@ -74,7 +74,7 @@ async def test_provider_regression_seen_only_by_its_consumer_rolls_back_both(
 ) -> None:
     rig = fleet_rig("corrupt-payments")
     handle = await start(client, rig.plan, rollout_id)
-    status = await handle.result()
+    status = await finished(handle)
     assert status.phase is Phase.ROLLED_BACK
     by_name = {s.name: s for s in status.services}
     # payments' own gates never saw anything wrong; checkout's did.
@@ -117,7 +117,7 @@ async def test_prometheus_down_mid_bake_never_passes_a_step(
     await _baking_first_step(handle)
     rig.prometheus.stop()
     stopped_at = time.time()
-    status = await handle.result()
+    status = await finished(handle)
     assert status.phase is Phase.ROLLED_BACK
     assert "query failed" in status.reason and "failing closed" in status.reason
     # After Prometheus went away, the only changes were restores.
@@ -149,6 +149,6 @@ async def test_prometheus_down_holds_when_the_plan_tolerates_it(
         handle, lambda s: any(x.weight == 50 for x in s.services), timeout=60, what="the next step"
     )
     await handle.execute_update(RolloutWorkflow.abort, control(reason="test over"))
-    status = await handle.result()
+    status = await finished(handle)
     assert status.phase is Phase.ROLLED_BACK
     _assert_routers_restored(rig)

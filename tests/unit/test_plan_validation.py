@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shiprail.cli import main
+from shiprail.cli import run
 from shiprail.plan import PlanError, load_plan, parse_plan
 
 PLANS = Path(__file__).parent / "plans"
@@ -19,11 +19,7 @@ def run_cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["shiprail", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = run()
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -51,6 +47,7 @@ CASES = [
     ("wrong-kind.yaml", 2, "", "not a shiprail plan"),
     ("yaml-syntax.yaml", 7, "", "YAML syntax error, column 3"),
     ("no-services.yaml", 6, "spec.services", "at least one service"),
+    ("literal-secret.yaml", 12, "spec.services[0].actuator.headers.Authorization", "env:NAME or file:PATH"),
     ("unknown-field.yaml", 10, "spec.services[0].stepz", "unknown field 'stepz'; did you mean 'steps'?"),
 ]
 

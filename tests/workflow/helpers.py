@@ -86,6 +86,18 @@ async def wait_status(
     return seen[-1]
 
 
+async def finished(handle: WorkflowHandle[Any, Any], timeout: float = 180.0) -> RolloutStatus:
+    """The rollout's result, or a failure showing where it stood when time ran out."""
+    try:
+        result: RolloutStatus = await asyncio.wait_for(handle.result(), timeout)
+        return result
+    except TimeoutError:
+        stuck = await status_of(handle)
+        raise AssertionError(
+            f"rollout still {stuck.phase.value} after {timeout}s: {stuck.public()}"
+        ) from None
+
+
 def control(**kwargs: Any) -> ControlRequest:
     return ControlRequest(actor="tester", **kwargs)
 

@@ -1,0 +1,191 @@
+"""Representative rollouts whose histories guard replay safety.
+
+Each scenario drives one real rollout against the dev server, an in-process actuator and
+real Prometheus, and returns its handle. `record.py` stores their histories under
+`histories/`; `test_replay.py` replays those files and fresh runs of the same scenarios.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from shiprail.demo.actuator import ActuatorServer
+from shiprail.status import Phase, ServiceState
+from shiprail.workflows.rollout import RolloutWorkflow
+from tests.workflow.helpers import WEIGHT_GATE, control, make_plan, start, wait_status
+
+# The value only ever lives in the worker's environment; the plan names the variable.
+SECRET_ENV = "SHIPRAIL_REPLAY_TOKEN"
+SECRET_VALUE = "Bearer s3cr3t-never-in-history-7f2c"
+
+
+@dataclass
+class Rig:
+    client: Client
+    prometheus_url: str
+
+
+Handle = WorkflowHandle[Any, Any]
+Scenario = Callable[[Rig, str], Awaitable[tuple[Handle, Phase]]]
+
+
+def _names(rollout_id: str, *services: str) -> list[str]:
+    # Service locks are global: unique names let scenarios run side by side.
+    return [f"{s}-{rollout_id[-6:]}" for s in services]
+
+
+def _chain(url: str, names: list[str], **service: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": n, **({"depends_on": [names[i - 1]]} if i else {}), **service} for i, n in enumerate(names)
+    ]
+
+
+def _actuator(*services: str, **kwargs: Any) -> ActuatorServer:
+    server = ActuatorServer(**kwargs).start()
+    for name in services:
+        server.store.add(name, "1.0")
+    return server
+
+
+async def success(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    names = _names(rollout_id, "payments", "checkout")
+    actuator = _actuator(*names)
+    try:
+        plan = make_plan(
+            actuator.url,
+            _chain(actuator.url, names, gates=["weight"]),
+            prometheus={"url": rig.prometheus_url},
+            gates={"weight": {**WEIGHT_GATE, "max": 100}},
+            defaults={"steps": [50, 100], "bake": "1s", "interval": "1s"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        await handle.result()
+        return handle, Phase.SUCCEEDED
+    finally:
+        actuator.stop()
+
+
+async def rollback(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    names = _names(rollout_id, "payments", "checkout")
+    actuator = _actuator(*names)
+    try:
+        plan = make_plan(
+            actuator.url,
+            [{"name": names[0]}, {"name": names[1], "depends_on": [names[0]], "gates": ["weight"]}],
+            prometheus={"url": rig.prometheus_url},
+            gates={"weight": WEIGHT_GATE},  # fails above 20%
+            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        await handle.result()
+        return handle, Phase.ROLLED_BACK
+    finally:
+        actuator.stop()
+
+
+async def pause_resume(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    names = _names(rollout_id, "inventory")
+    actuator = _actuator(*names)
+    try:
+        plan = make_plan(
+            actuator.url, [{"name": names[0]}], defaults={"steps": [10, 100], "bake": "2s", "interval": "1s"}
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
+        await handle.execute_update(RolloutWorkflow.pause, control(reason="look at dashboards"))
+        await wait_status(handle, lambda s: s.services[0].state is ServiceState.HOLDING, what="holding")
+        await handle.execute_update(RolloutWorkflow.resume, control(reason="all clear"))
+        await handle.result()
+        return handle, Phase.SUCCEEDED
+    finally:
+        actuator.stop()
+
+
+async def abort(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    names = _names(rollout_id, "payments", "checkout")
+    actuator = _actuator(*names)
+    try:
+        plan = make_plan(
+            actuator.url,
+            _chain(actuator.url, names),
+            defaults={"steps": [10, 50, 100], "bake": "3s", "interval": "1s"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
+        await handle.execute_update(RolloutWorkflow.abort, control(reason="wrong build"))
+        await handle.result()
+        return handle, Phase.ROLLED_BACK
+    finally:
+        actuator.stop()
+
+
+async def approval_lockstep(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    names = _names(rollout_id, "db", "api", "jobs")
+    actuator = _actuator(*names)
+    try:
+        services = [
+            {"name": names[0]},
+            {"name": names[1], "depends_on": [names[0]]},
+            {"name": names[2], "depends_on": [names[0]]},
+        ]
+        plan = make_plan(
+            actuator.url,
+            services,
+            lockstep=True,
+            defaults={"steps": [50, 100], "bake": "1s", "interval": "1s", "approval": "before_full"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        for _ in range(2):  # the first wave, then the lockstep wave of two
+            await wait_status(handle, lambda s: s.phase is Phase.AWAITING_APPROVAL, what="approval")
+            await handle.execute_update(RolloutWorkflow.approve, control(reason="ok"))
+        await handle.result()
+        return handle, Phase.SUCCEEDED
+    finally:
+        actuator.stop()
+
+
+async def secret_header(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    names = _names(rollout_id, "ledger")
+    os.environ[SECRET_ENV] = SECRET_VALUE  # the in-process worker resolves it from here
+    actuator = _actuator(*names, required_headers={"Authorization": SECRET_VALUE})
+    try:
+        plan = make_plan(
+            "",
+            [
+                {
+                    "name": names[0],
+                    "actuator": {
+                        "type": "http",
+                        "url": actuator.url,
+                        "headers": {"Authorization": f"env:{SECRET_ENV}"},
+                    },
+                }
+            ],
+            defaults={"steps": [100], "bake": "1s", "interval": "1s"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        await handle.result()
+        assert [c.weight for c in actuator.store.puts()] == [100.0], "the secret header was not accepted"
+        return handle, Phase.SUCCEEDED
+    finally:
+        actuator.stop()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "success": success,
+    "rollback": rollback,
+    "pause_resume": pause_resume,
+    "abort": abort,
+    "approval_lockstep": approval_lockstep,
+    "secret_header": secret_header,
+}
+
+
+def new_id(name: str) -> str:
+    return f"replay-{name.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
