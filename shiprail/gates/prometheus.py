@@ -40,7 +40,7 @@ class PrometheusSource:
         results: dict[str, QueryResult] = {}
         for name, spec in specs.items():
             results[name] = self.run(spec, at)
-            if results[name].error and _UNREACHABLE in results[name].error:
+            if _UNREACHABLE in (results[name].error or ""):
                 # The rest would only wait out the same retries: the evaluation is
                 # inconclusive either way, and a dead Prometheus is reported sooner.
                 return {n: results.get(n, results[name]) for n in specs}
