@@ -19,7 +19,6 @@ from shiprail.devstack.ports import free_port, port_in_use
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import temporal_binary
 
-
 _SHIPRAIL = (sys.executable, "-m", "shiprail")
 
 
