@@ -27,9 +27,10 @@ app.add_typer(plan_cmd.app, name="plan")
 
 def _register_commands() -> None:
     # Imported here so `shiprail plan check` stays fast and works without Temporal.
-    from shiprail.cli import demo, rollout, stack
+    from shiprail.cli import demo, gates, rollout, stack
 
     rollout.register(app)
+    gates.register(app)
     stack.register(app)
     demo.register(app)
 

@@ -95,8 +95,15 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
 def check(
     plan_path: PlanPath,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(help="also run every gate once against this Prometheus (dry run)", show_default=False),
+    ] = None,
 ) -> None:
-    """Validate a plan; print its waves and step schedule. Exit 2 listing every problem."""
+    """Validate a plan; print its waves and step schedule. Exit 2 listing every problem.
+
+    With --prometheus, every gate query also runs once against live Prometheus; a query
+    Prometheus rejects is reported with its own message and exits 2."""
     try:
         plan = load_plan(plan_path)
     except PlanError as exc:
@@ -105,10 +112,24 @@ def check(
             raise typer.Exit(2) from None
         raise
     summary = _plan_summary(plan, build_schedule(plan))
+    if prometheus is None:
+        if as_json:
+            print_json(summary)
+        else:
+            _print_summary(plan_path, summary)
+        return
+    from datetime import UTC, datetime
+
+    from shiprail.cli.gates import exit_code, print_rows, run_dry_run
+
+    at = datetime.now(UTC)
+    rows = run_dry_run(plan, prometheus, services=[], at=at)
     if as_json:
-        print_json(summary)
+        print_json({**summary, "dry_run": {"at": at.isoformat(), "gates": [r.to_dict() for r in rows]}})
     else:
         _print_summary(plan_path, summary)
+        print_rows(rows, at)
+    raise typer.Exit(exit_code(rows))
 
 
 @app.command("schema")
