@@ -49,7 +49,10 @@ def queries(gate: CompareGate, ctx: GateContext) -> dict[str, QuerySpec]:
     if ctx.weight >= 100:
         return {}
     canary, baseline = _versions(gate, ctx)
-    window = prom_range(ctx.elapsed)
+    # Evidence starts after `initial_delay`: a canary's warm-up (cold caches, JIT) is not
+    # the release's steady state, and the sequential test would remember it for good.
+    judged = max(ctx.elapsed - gate.initial_delay, timedelta(0))
+    window = prom_range(judged)
     if gate.bad is not None and gate.total is not None:
         specs = {}
         for arm, values in (("canary", canary), ("baseline", baseline)):
@@ -60,7 +63,9 @@ def queries(gate: CompareGate, ctx: GateContext) -> dict[str, QuerySpec]:
     assert gate.query is not None
     step = max(ctx.interval / 4, timedelta(seconds=1))
     return {
-        arm: QuerySpec(render(gate.query, values), range_start=ctx.step_start, range_step=step)
+        arm: QuerySpec(
+            render(gate.query, values), range_start=ctx.step_start + gate.initial_delay, range_step=step
+        )
         for arm, values in (("canary", canary), ("baseline", baseline))
     }
 

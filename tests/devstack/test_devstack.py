@@ -87,7 +87,11 @@ def dev(tmp_path: Path) -> Iterator[Callable[[], _Dev]]:
     yield start
     for running in started:
         if running.process.poll() is None:
-            running.process.kill()
+            # Ctrl-C first: a SIGKILL would orphan the dev server it started.
+            try:
+                running.interrupt()
+            except subprocess.TimeoutExpired:
+                running.process.kill()
 
 
 def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c(dev: Callable[[], _Dev]) -> None:

@@ -169,6 +169,10 @@ class TestCompareCounts:
         assert 'version="2.0"' in q["canary_total"].promql and 'version="1.0"' in q["baseline_total"].promql
         assert "[120s]" in q["canary_bad"].promql
 
+    def test_warm_up_before_initial_delay_is_not_evidence(self) -> None:
+        warming = gate(type="compare", bad="b", total="t", initial_delay="45s")
+        assert "[75s]" in gate_queries(warming, ctx(elapsed=120))["canary_bad"].promql
+
     def test_equal_rates_pass(self) -> None:
         assert run(COMPARE, counts(10, 1000, 90, 9000)).status is Verdict.PASS
 
