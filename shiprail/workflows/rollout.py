@@ -259,6 +259,7 @@ class RolloutWorkflow:
             await slots.acquire()
         try:
             for index in range(len(group[0].steps)):
+                _stop_if_cancelled()
                 await self._before_step(group, index)
                 if lockstep:
                     await _all_or_cancel([self._bounded(slots, self._actuate(s, index)) for s in group])
@@ -350,6 +351,7 @@ class RolloutWorkflow:
             service=s.name,
             data={"weight": weight, "version": s.version, "step": index + 1},
         )
+        _stop_if_cancelled()
 
     def _bake_request(self, s: ServiceSettings, bake: timedelta | None) -> BakeRequest:
         original = self._svc[s.name].original
@@ -657,6 +659,20 @@ class _LockBusy(Exception):
 
 class _Blocked(Exception):
     pass
+
+
+def _stop_if_cancelled() -> None:
+    """Honour a cancellation the awaited activity absorbed.
+
+    An actuation waits for its activity to settle when cancelled (a change in flight must
+    land before compensation), and an activity that completes anyway hands its result back
+    as if nothing happened. Without this check a sibling of a failed service would go on
+    to its next step while the rollout is already failing.
+    """
+    task = asyncio.current_task()
+    # Patched: histories recorded before this check replay as they ran.
+    if task is not None and task.cancelling() and workflow.patched("honour-absorbed-cancellation"):
+        raise asyncio.CancelledError()
 
 
 async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:

@@ -138,6 +138,33 @@ async def test_gate_failure_restores_every_touched_service_consumers_first(
     assert gates[0].status == "fail" and gates[0].value == 50
 
 
+async def test_sibling_stops_when_its_change_in_flight_lands_after_a_failure(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    # The sibling's router answers slowly, so its first change is still in flight when
+    # payments fails; that change lands, and the sibling must not take another step.
+    slow = ActuatorServer(latency=3.0).start()
+    try:
+        seed(actuator, "payments")
+        before = seed(slow, "search")
+        plan = make_plan(
+            actuator.url,
+            [
+                {"name": "payments", "gates": ["weight"]},
+                {"name": "search", "actuator": {"type": "http", "url": slow.url}},
+            ],
+            prometheus={"url": prometheus.url},
+            gates={"weight": WEIGHT_GATE},
+        )
+        result = await (await start(client, plan, rollout_id)).result()
+        assert result.phase is Phase.ROLLED_BACK
+        steps = [c.weight for c in slow.store.puts() if not (c.idempotency_key or "").endswith("/restore")]
+        assert steps == [10.0]
+        assert slow.store.exposures == before
+    finally:
+        slow.stop()
+
+
 async def test_scope_dependents_leaves_unrelated_services_alone(
     client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
 ) -> None:
