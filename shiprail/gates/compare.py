@@ -1,8 +1,9 @@
 """`compare`: the canary against its baseline (stable serving the same traffic, same time).
 
-Counts (`bad` / `total`): an anytime-valid sequential test on error counts (Lindon & Malek
-2022). Errors of both arms since the step began are a Poisson process; under H0 the canary's
-share of errors equals its share of traffic (moved by `max_increase`). The p-value is the
+Counts (`bad` or `good`, and `total`): an anytime-valid sequential test (Lindon & Malek 2022)
+on bad requests, errors or requests slower than a histogram bucket. Bad requests of both
+arms since the step began are a Poisson process; under H0 the canary's share of them equals
+its share of traffic (moved by `max_increase`). The p-value is the
 running minimum over all looks, and it stays valid however often we look, so the gate can
 fail early without inflating false rollbacks.
 
@@ -53,11 +54,13 @@ def queries(gate: CompareGate, ctx: GateContext) -> dict[str, QuerySpec]:
     # the release's steady state, and the sequential test would remember it for good.
     judged = max(ctx.elapsed - gate.initial_delay, timedelta(0))
     window = prom_range(judged)
-    if gate.bad is not None and gate.total is not None:
+    if gate.total is not None:
+        kind, counter = ("bad", gate.bad) if gate.bad is not None else ("good", gate.good)
+        assert counter is not None
         specs = {}
         for arm, values in (("canary", canary), ("baseline", baseline)):
-            bad, total = render(gate.bad, values), render(gate.total, values)
-            specs[f"{arm}_bad"] = QuerySpec(f"sum(increase({bad}[{window}])) or vector(0)")
+            counted, total = render(counter, values), render(gate.total, values)
+            specs[f"{arm}_{kind}"] = QuerySpec(f"sum(increase({counted}[{window}])) or vector(0)")
             specs[f"{arm}_total"] = QuerySpec(f"sum(increase({total}[{window}]))")
         return specs
     assert gate.query is not None
@@ -87,7 +90,7 @@ def judge(
     for result in results.values():
         if result.error:
             return no_data(name, f"query failed: {result.error}")
-    if gate.bad is not None:
+    if gate.total is not None:
         return _judge_counts(gate, name, results, memory)
     return _judge_samples(gate, name, ctx, results, memory)
 
@@ -96,12 +99,14 @@ def _judge_counts(
     gate: CompareGate, name: str, results: dict[str, QueryResult], memory: dict[str, Any]
 ) -> GateVerdict:
     alpha = 1 - gate.confidence
-    bound = f"canary ≤ {1 + gate.max_increase:g}× baseline error rate (α={alpha:g})"
+    # `good` gates count what misses a bucket bound: slow requests, not errors.
+    rate = "error rate" if gate.bad is not None else "bad-request rate"
+    bound = f"canary ≤ {1 + gate.max_increase:g}× baseline {rate} (α={alpha:g})"
     values = {k: r.value for k, r in results.items()}
     if any(v is None for v in values.values()) or not values["canary_total"] or not values["baseline_total"]:
         return no_data(name, "no traffic on the canary or the baseline", bound)
-    c_bad, c_total = round(values["canary_bad"] or 0), float(values["canary_total"] or 0)
-    b_bad, b_total = round(values["baseline_bad"] or 0), float(values["baseline_total"] or 0)
+    c_total, b_total = float(values["canary_total"] or 0), float(values["baseline_total"] or 0)
+    c_bad, b_bad = _bad(values, "canary", c_total), _bad(values, "baseline", b_total)
     if c_total < gate.min_samples:
         return no_data(
             name, f"only {c_total:.0f} canary requests, {gate.min_samples} needed", bound, requests=c_total
@@ -124,7 +129,7 @@ def _judge_counts(
     p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     requests = f"{c_total + b_total:,.0f} requests"
     if worse and p <= alpha:
-        reason = f"canary error rate {ratio_text}, {p_text} after {requests}"
+        reason = f"canary {rate} {ratio_text}, {p_text} after {requests}"
         return GateVerdict(
             gate=name,
             status=Verdict.FAIL,
@@ -133,9 +138,7 @@ def _judge_counts(
             reason=reason,
             evidence=evidence,
         )
-    reason = (
-        f"canary error rate {fmt_ratio(c_rate)} vs baseline {fmt_ratio(b_rate)}, {p_text} after {requests}"
-    )
+    reason = f"canary {rate} {fmt_ratio(c_rate)} vs baseline {fmt_ratio(b_rate)}, {p_text} after {requests}"
     return GateVerdict(
         gate=name,
         status=Verdict.PASS,
@@ -144,6 +147,13 @@ def _judge_counts(
         reason=reason,
         evidence=evidence,
     )
+
+
+def _bad(values: dict[str, float | None], arm: str, total: float) -> int:
+    if f"{arm}_bad" in values:
+        return round(values[f"{arm}_bad"] or 0)
+    # Both counters are scraped together but `increase` extrapolates each on its own.
+    return max(round(total - (values[f"{arm}_good"] or 0)), 0)
 
 
 def _judge_samples(

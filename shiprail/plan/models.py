@@ -142,24 +142,31 @@ class LatencyGate(_GateBase):
 
 
 class CompareGate(_GateBase):
-    """Canary against baseline: counts (`bad`/`total`) or samples (`query`)."""
+    """Canary against baseline: counts (`bad` or `good`, with `total`) or samples (`query`).
+
+    `good` exists for histograms: requests faster than a bucket bound are a counter
+    (`_bucket{le="0.25"}`), the slow ones are not, so the gate subtracts.
+    """
 
     type: Literal["compare"]
     query: Query | None = None
     bad: Query | None = None
+    good: Query | None = None
     total: Query | None = None
     baseline_version: Query = "{{stable_version}}"
     max_increase: float = Field(0.0, ge=0, description="tolerated relative degradation")
     confidence: float = Field(0.99, gt=0.5, lt=1)
-    prior_strength: float = Field(100.0, gt=0)
+    prior_strength: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
     def _one_form(self) -> CompareGate:
-        counts = self.bad is not None or self.total is not None
+        counts = self.bad is not None or self.good is not None or self.total is not None
         if counts and self.query is not None:
-            raise ValueError("use either bad + total (counts) or query (samples), not both")
-        if counts and (self.bad is None or self.total is None):
-            raise ValueError("the counts form needs both bad and total")
+            raise ValueError("use either bad/good + total (counts) or query (samples), not both")
+        if self.bad is not None and self.good is not None:
+            raise ValueError("give bad or good, not both")
+        if counts and (self.total is None or (self.bad is None and self.good is None)):
+            raise ValueError("the counts form needs total and one of bad or good")
         if not counts and self.query is None:
             raise ValueError("a compare gate needs bad + total (counts) or query (samples)")
         return self

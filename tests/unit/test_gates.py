@@ -176,6 +176,39 @@ class TestCompareCounts:
     def test_equal_rates_pass(self) -> None:
         assert run(COMPARE, counts(10, 1000, 90, 9000)).status is Verdict.PASS
 
+    def test_good_counter_counts_the_rest_as_bad(self) -> None:
+        fast = gate(type="compare", good='b{le="0.25",version="{{version}}"}', total="t")
+        q = gate_queries(fast, ctx())
+        assert set(q) == {"canary_good", "canary_total", "baseline_good", "baseline_total"}
+        assert 'le="0.25",version="2.0"' in q["canary_good"].promql
+        slow = {
+            "canary_good": V(960),
+            "canary_total": V(1000),
+            "baseline_good": V(8910),
+            "baseline_total": V(9000),
+        }
+        verdict = run(fast, slow)  # 4% slow vs 1% slow
+        assert verdict.status is Verdict.FAIL and verdict.evidence["canary_errors"] == 40
+        same = {
+            "canary_good": V(990),
+            "canary_total": V(1000),
+            "baseline_good": V(8910),
+            "baseline_total": V(9000),
+        }
+        assert run(fast, same).status is Verdict.PASS
+
+    @pytest.mark.parametrize(
+        "spec",
+        [
+            {"bad": "b", "good": "g", "total": "t"},
+            {"good": "g"},
+            {"good": "g", "total": "t", "query": "q"},
+        ],
+    )
+    def test_good_form_rejects_ambiguity(self, spec: dict[str, str]) -> None:
+        with pytest.raises(ValueError):
+            gate(type="compare", **spec)
+
     def test_clear_regression_fails(self) -> None:
         verdict = run(COMPARE, counts(40, 1000, 90, 9000))  # 4% vs 1%
         assert verdict.status is Verdict.FAIL
