@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from typing import NoReturn
 
 import typer
@@ -35,6 +37,13 @@ def _register_commands() -> None:
     demo.register(app)
 
 
+def _stop_on_sigterm() -> None:
+    """`kill` stops a command the way Ctrl-C does, so `dev` and `demo` take down the servers
+    they started instead of orphaning them."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def main() -> None:
     """Console-script entry point: user errors become a message and an exit code."""
     _exit(run())
@@ -43,6 +52,7 @@ def main() -> None:
 def run() -> int:
     """Run the command line; return its exit code (for callers that must not exit)."""
     _register_commands()
+    _stop_on_sigterm()
     try:
         app()
     except SystemExit as done:  # typer ends every command, and every usage error, this way

@@ -69,8 +69,8 @@ class _Dev:
         _until(lambda: "Press Ctrl-C" in self.log.read_text() or self.process.poll() is not None, 90, "dev")
         assert self.process.poll() is None, self.log.read_text()
 
-    def interrupt(self) -> int:
-        self.process.send_signal(signal.SIGINT)
+    def interrupt(self, sig: signal.Signals = signal.SIGINT) -> int:
+        self.process.send_signal(sig)
         return self.process.wait(timeout=30)
 
 
@@ -94,7 +94,9 @@ def dev(tmp_path: Path) -> Iterator[Callable[[], _Dev]]:
                 running.process.kill()
 
 
-def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c(dev: Callable[[], _Dev]) -> None:
+def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c_or_sigterm(
+    dev: Callable[[], _Dev],
+) -> None:
     first = dev()
     listed = _temporal("workflow", "list", address=first.address)
     assert listed.returncode == 0, listed.stderr
@@ -128,7 +130,9 @@ def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c(dev: Call
     second = dev()  # same state directory: what the first one knew is still there
     described = _temporal("workflow", "describe", "--workflow-id", "kept", address=second.address)
     assert described.returncode == 0, described.stderr
-    assert second.interrupt() == 0
+    # `kill` (a service manager's stop) tidies up like Ctrl-C does.
+    assert second.interrupt(signal.SIGTERM) == 0, second.log.read_text()
+    assert not port_in_use(int(second.address.rsplit(":", 1)[1])), "the dev server outlived SIGTERM"
 
 
 def test_dev_on_a_busy_port_exits_3(tmp_path: Path) -> None:
