@@ -88,6 +88,11 @@ async def _run(client: Client, plan: RolloutPlan, rollout_id: str) -> str:
     return str(status.phase.value)
 
 
+async def _run_recorded(client: Client, plan: RolloutPlan, rollout_id: str) -> tuple[str, WorkflowHistory]:
+    phase = await _run(client, plan, rollout_id)
+    return phase, await client.get_workflow_handle(rollout_id).fetch_history()
+
+
 def _activity_events(history: WorkflowHistory) -> list[tuple[str, str, float, EventType.ValueType]]:
     """(activity type, service, event time, terminal event type) of every finished activity."""
     scheduled: dict[int, tuple[str, str]] = {}
@@ -130,10 +135,9 @@ async def step_overhead(stack: Stack, rollouts: int, steps: int) -> dict[str, An
                 interval="0s",
             )
             rollout_id = f"bench-step-{uuid.uuid4().hex[:8]}"
-            phase = await _run(stack.client, plan, rollout_id)
+            phase, history = await _run_recorded(stack.client, plan, rollout_id)
             if phase != "succeeded":
                 raise RuntimeError(f"step-overhead rollout ended {phase}")
-            history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
             bakes = [t for kind, _, t, _ in _activity_events(history) if kind == "bake"]
             puts = [c.time for c in actuator.store.puts() if c.service == service]
             gaps += [1000 * (put - baked) for baked, put in zip(bakes[:-1], puts[1:], strict=True)]
@@ -177,10 +181,9 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
                 interval="1s",
             )
             rollout_id = f"bench-rollback-{uuid.uuid4().hex[:8]}"
-            phase = await _run(stack.client, plan, rollout_id)
+            phase, history = await _run_recorded(stack.client, plan, rollout_id)
             if phase != "rolled_back":
                 raise RuntimeError(f"rollback rollout ended {phase}")
-            history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
             failing = names[-1][0]
             failed_at = max(
                 t
@@ -312,8 +315,7 @@ async def history_size(stack: Stack, services: int, steps: int) -> dict[str, Any
             interval="1s",
         )
         rollout_id = f"bench-history-{uuid.uuid4().hex[:8]}"
-        phase = await _run(stack.client, plan, rollout_id)
-        history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
+        phase, history = await _run_recorded(stack.client, plan, rollout_id)
     finally:
         actuator.stop()
     events = len(history.events)
@@ -347,8 +349,7 @@ async def bake_length_independence(stack: Stack) -> dict[str, Any]:
                 interval="1s",
             )
             rollout_id = f"bench-bake-{uuid.uuid4().hex[:8]}"
-            await _run(stack.client, plan, rollout_id)
-            history = await stack.client.get_workflow_handle(rollout_id).fetch_history()
+            _, history = await _run_recorded(stack.client, plan, rollout_id)
             counts[bake] = len(history.events)
     finally:
         actuator.stop()

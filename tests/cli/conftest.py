@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from shiprail.devstack.temporal import TemporalDevServer
+from tests.helpers import plan_document
 
 
 @dataclass
@@ -67,15 +68,7 @@ def shiprail(temporal_server: TemporalDevServer) -> Shiprail:
 def write_plan(directory: Path, name: str, url: str, services: list[dict[str, Any]], **spec: Any) -> Path:
     spec.setdefault("defaults", {"steps": [10, 100], "bake": "1s"})
     spec["defaults"].setdefault("interval", "1s")
-    for service in services:
-        service.setdefault("version", "2.0")
-        service.setdefault("actuator", {"type": "http", "url": url})
-    document = {
-        "apiVersion": "shiprail/v1",
-        "kind": "RolloutPlan",
-        "metadata": {"name": name, "owner": "team-cli"},
-        "spec": {**spec, "services": services},
-    }
+    document = plan_document(url, services, metadata={"name": name, "owner": "team-cli"}, **spec)
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from shiprail.cli import run
 from shiprail.devstack.ports import free_port
 from shiprail.devstack.prometheus import PrometheusServer
 from tests.e2e.conftest import DEMO_PLAN, FleetRig
+from tests.helpers import run_cli
 
 RigFactory = Callable[..., FleetRig]
 
@@ -78,15 +77,6 @@ ERROR_GATES = {"error-ratio", "burn", "errors"}
 LATENCY_GATES = {"p95", "fast-enough", "median-vs-stable"}
 
 
-def _cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["shiprail", *args])
-    code = run()
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _plan(rig: FleetRig, tmp_path: Path) -> Path:
     path = tmp_path / "live-gates.yaml"
     path.write_text(
@@ -116,7 +106,7 @@ def _verdicts(
     end = time.monotonic() + deadline
     while True:
         began = f"{max(int(time.time() - since), 2)}s"
-        code, out, err = _cli(
+        code, out, err = run_cli(
             monkeypatch, capsys, "gates", "eval", str(plan), "--service", service, "--since", began, "--json"
         )
         assert code == 0, err
@@ -167,7 +157,7 @@ def test_plan_check_with_prometheus_runs_every_gate_of_the_demo_plan(
     rig = fleet_rig("good")
     plan = tmp_path / "demo.yaml"
     plan.write_text(DEMO_PLAN.read_text().replace("http://127.0.0.1:8790/exposure", rig.fleet.router_url))
-    code, out, err = _cli(
+    code, out, err = run_cli(
         monkeypatch, capsys, "plan", "check", str(plan), "--prometheus", rig.prometheus.url, "--json"
     )
     assert code == 0, err
@@ -180,7 +170,9 @@ def test_plan_check_with_prometheus_runs_every_gate_of_the_demo_plan(
         for g in ("errors", "error-ratio", "p95-latency")
     )
     assert all(r["verdict"] in {"pass", "fail", "inconclusive"} and r["reason"] for r in rows)
-    code, out, _ = _cli(monkeypatch, capsys, "plan", "check", str(plan), "--prometheus", rig.prometheus.url)
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "plan", "check", str(plan), "--prometheus", rig.prometheus.url
+    )
     assert code == 0 and "Gates evaluated at" in out and "p95-latency" in out
 
 
@@ -196,7 +188,7 @@ def test_a_broken_query_is_reported_with_prometheus_message_and_the_gate_name(
         .replace("ROUTER", "http://127.0.0.1:1/exposure")
         .replace("max: 0.05", "max: 0.05\n      samples: 'sum(rate(http_requests_total[1m]'")
     )
-    code, out, err = _cli(
+    code, out, err = run_cli(
         monkeypatch, capsys, "gates", "eval", str(plan), "--service", "payments", "--stable-version", "2.3.0"
     )
     assert code == 2
@@ -210,9 +202,9 @@ def test_gates_eval_exits_3_when_prometheus_is_unreachable(
     plan = tmp_path / "down.yaml"
     down = f"http://127.0.0.1:{free_port()}"
     plan.write_text(ALL_GATES.replace("PROMETHEUS", down).replace("ROUTER", "http://127.0.0.1:1/exposure"))
-    code, _, err = _cli(monkeypatch, capsys, "gates", "eval", str(plan), "--service", "payments")
+    code, _, err = run_cli(monkeypatch, capsys, "gates", "eval", str(plan), "--service", "payments")
     assert code == 3 and f"Prometheus at {down} unreachable" in err
-    code, _, err = _cli(monkeypatch, capsys, "gates", "eval", str(plan), "--service", "nope")
+    code, _, err = run_cli(monkeypatch, capsys, "gates", "eval", str(plan), "--service", "nope")
     assert code == 3  # Prometheus is checked first: nothing can be evaluated without it
-    code, _, err = _cli(monkeypatch, capsys, "gates", "eval", str(plan), "--at", "yesterday-ish")
+    code, _, err = run_cli(monkeypatch, capsys, "gates", "eval", str(plan), "--at", "yesterday-ish")
     assert code == 2 and "--at" in err

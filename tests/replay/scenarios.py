@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,17 +47,20 @@ def _chain(url: str, names: list[str], **service: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _actuator(*services: str, **kwargs: Any) -> ActuatorServer:
+@contextmanager
+def _actuator(*services: str, **kwargs: Any) -> Iterator[ActuatorServer]:
     server = ActuatorServer(**kwargs).start()
     for name in services:
         server.store.add(name, "1.0")
-    return server
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 async def success(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "payments", "checkout")
-    actuator = _actuator(*names)
-    try:
+    with _actuator(*names) as actuator:
         plan = make_plan(
             actuator.url,
             _chain(actuator.url, names, gates=["weight"]),
@@ -67,14 +71,11 @@ async def success(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         handle = await start(rig.client, plan, rollout_id)
         await handle.result()
         return handle, Phase.SUCCEEDED
-    finally:
-        actuator.stop()
 
 
 async def rollback(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "payments", "checkout")
-    actuator = _actuator(*names)
-    try:
+    with _actuator(*names) as actuator:
         plan = make_plan(
             actuator.url,
             [{"name": names[0]}, {"name": names[1], "depends_on": [names[0]], "gates": ["weight"]}],
@@ -85,14 +86,11 @@ async def rollback(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         handle = await start(rig.client, plan, rollout_id)
         await handle.result()
         return handle, Phase.ROLLED_BACK
-    finally:
-        actuator.stop()
 
 
 async def pause_resume(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "inventory")
-    actuator = _actuator(*names)
-    try:
+    with _actuator(*names) as actuator:
         plan = make_plan(
             actuator.url, [{"name": names[0]}], defaults={"steps": [10, 100], "bake": "2s", "interval": "1s"}
         )
@@ -103,14 +101,11 @@ async def pause_resume(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         await handle.execute_update(RolloutWorkflow.resume, control(reason="all clear"))
         await handle.result()
         return handle, Phase.SUCCEEDED
-    finally:
-        actuator.stop()
 
 
 async def abort(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "payments", "checkout")
-    actuator = _actuator(*names)
-    try:
+    with _actuator(*names) as actuator:
         plan = make_plan(
             actuator.url,
             _chain(actuator.url, names),
@@ -121,14 +116,11 @@ async def abort(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         await handle.execute_update(RolloutWorkflow.abort, control(reason="wrong build"))
         await handle.result()
         return handle, Phase.ROLLED_BACK
-    finally:
-        actuator.stop()
 
 
 async def approval_lockstep(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "db", "api", "jobs")
-    actuator = _actuator(*names)
-    try:
+    with _actuator(*names) as actuator:
         services = [
             {"name": names[0]},
             {"name": names[1], "depends_on": [names[0]]},
@@ -146,15 +138,12 @@ async def approval_lockstep(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
             await handle.execute_update(RolloutWorkflow.approve, control(reason="ok"))
         await handle.result()
         return handle, Phase.SUCCEEDED
-    finally:
-        actuator.stop()
 
 
 async def secret_header(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "ledger")
     os.environ[SECRET_ENV] = SECRET_VALUE  # the in-process worker resolves it from here
-    actuator = _actuator(*names, required_headers={"Authorization": SECRET_VALUE})
-    try:
+    with _actuator(*names, required_headers={"Authorization": SECRET_VALUE}) as actuator:
         plan = make_plan(
             "",
             [
@@ -173,8 +162,6 @@ async def secret_header(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         await handle.result()
         assert [c.weight for c in actuator.store.puts()] == [100.0], "the secret header was not accepted"
         return handle, Phase.SUCCEEDED
-    finally:
-        actuator.stop()
 
 
 SCENARIOS: dict[str, Scenario] = {

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from shiprail.cli import run
 from shiprail.plan import PlanError, load_plan, parse_plan
+from tests.helpers import run_cli
 
 PLANS = Path(__file__).parent / "plans"
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["shiprail", *args])
-    code = run()
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 CASES = [

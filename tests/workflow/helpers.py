@@ -14,6 +14,7 @@ from shiprail.client import TASK_QUEUE
 from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.status import RolloutStatus
 from shiprail.workflows.rollout import ControlRequest, RolloutInput, RolloutWorkflow, start_search_attributes
+from tests.helpers import plan_document
 
 # A PromQL expression whose value is the current weight: real Prometheus evaluates it, so a
 # gate can be made to fail at a chosen step without any traffic.
@@ -22,16 +23,7 @@ WEIGHT_GATE = {"type": "threshold", "query": "vector({{weight}})", "max": 20, "i
 
 def make_plan(url: str, services: list[dict[str, Any]], **spec: Any) -> RolloutPlan:
     spec.setdefault("defaults", {"steps": [10, 50, 100], "bake": "1s", "interval": "1s"})
-    for service in services:
-        service.setdefault("version", "2.0")
-        service.setdefault("actuator", {"type": "http", "url": url})
-    document = {
-        "apiVersion": "shiprail/v1",
-        "kind": "RolloutPlan",
-        "metadata": {"name": "test-plan"},
-        "spec": {**spec, "services": services},
-    }
-    return parse_plan(yaml.safe_dump(document))
+    return parse_plan(yaml.safe_dump(plan_document(url, services, **spec)))
 
 
 async def start(
