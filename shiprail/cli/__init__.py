@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+from types import FrameType
 from typing import NoReturn
 
 import typer
@@ -39,9 +40,24 @@ def _register_commands() -> None:
 
 def _stop_on_sigterm() -> None:
     """`kill` stops a command the way Ctrl-C does, so `dev` and `demo` take down the servers
-    they started instead of orphaning them."""
+    they started instead of orphaning them.
+
+    SIGTERM runs whatever handles SIGINT at that moment rather than raising
+    KeyboardInterrupt itself: inside `asyncio.run` that handler cancels the main task and
+    the worker shuts down in order, whereas an exception raised at an arbitrary point in
+    the event loop can kill one of the worker's own tasks and leave its shutdown waiting
+    forever.
+    """
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _as_ctrl_c)
+
+
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+        return
+    raise KeyboardInterrupt  # SIGINT is ignored (a background job of a script): stop anyway
 
 
 def main() -> None:

@@ -1,0 +1,60 @@
+"""SIGTERM stops a command exactly the way Ctrl-C does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from shiprail.cli import _stop_on_sigterm
+
+
+@pytest.fixture
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    before = signal.getsignal(signal.SIGTERM)
+    _stop_on_sigterm()
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.usefixtures("sigterm_as_ctrl_c")
+def test_sigterm_inside_asyncio_cancels_the_main_task_like_ctrl_c() -> None:
+    # An exception raised at an arbitrary point of the event loop can kill a worker's own
+    # task and wedge its shutdown; cancelling the main task lets it unwind in order.
+    unwound: list[str] = []
+
+    async def command() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            unwound.append("cancelled")
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(command())
+    assert unwound == ["cancelled"]
+
+
+@pytest.mark.usefixtures("sigterm_as_ctrl_c")
+def test_sigterm_outside_asyncio_interrupts_like_ctrl_c() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted at once by the handler
+        raise AssertionError("SIGTERM did not interrupt")
+
+
+@pytest.mark.usefixtures("sigterm_as_ctrl_c")
+def test_sigterm_stops_even_when_sigint_is_ignored() -> None:
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            raise AssertionError("SIGTERM did not interrupt")
+    finally:
+        signal.signal(signal.SIGINT, before)
