@@ -16,7 +16,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.exceptions import (
+    CancelledError as TemporalCancelledError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from shiprail import visibility
@@ -483,21 +491,28 @@ class RolloutWorkflow:
         original = status.original or Exposure(service=name)
         version = original.canary_version or original.stable_version or s.version
         self._set_state(name, ServiceState.ROLLING_BACK, note=f"→ {original.weight:g}%")
-        await workflow.execute_activity(
-            actuation.set_exposure,
-            SetExposure(
-                service=name,
-                actuator=s.actuator,
-                version=version,
-                weight=original.weight,
-                rollout_id=self._id,
-                idempotency_key=f"{self._id}/{name}/restore",
-            ),
-            start_to_close_timeout=s.actuator.timeout + timedelta(seconds=5),
-            schedule_to_close_timeout=self._plan.spec.rollback.timeout,
-            retry_policy=_RESTORE_RETRY,
-            summary=f"restore {name} → {original.weight:g}% ({version})",
+        request = SetExposure(
+            service=name,
+            actuator=s.actuator,
+            version=version,
+            weight=original.weight,
+            rollout_id=self._id,
+            idempotency_key=f"{self._id}/{name}/restore",
         )
+        summary = f"restore {name} → {original.weight:g}% ({version})"
+        attempt_timeout = s.actuator.timeout + timedelta(seconds=5)
+        # Patched: rollbacks recorded before the local first attempt replay as they ran.
+        if not workflow.patched("restore-locally-first") or not await _restore_locally(
+            request, attempt_timeout, summary
+        ):
+            await workflow.execute_activity(
+                actuation.set_exposure,
+                request,
+                start_to_close_timeout=attempt_timeout,
+                schedule_to_close_timeout=self._plan.spec.rollback.timeout,
+                retry_policy=_RESTORE_RETRY,
+                summary=summary,
+            )
         status.weight = original.weight if original.canary_version == s.version else 0.0
         self._set_state(name, ServiceState.RESTORED, note=f"{original.weight:g}% {version}")
         self._log(
@@ -673,6 +688,34 @@ def _stop_if_cancelled() -> None:
     # Patched: histories recorded before this check replay as they ran.
     if task is not None and task.cancelling() and workflow.patched("honour-absorbed-cancellation"):
         raise asyncio.CancelledError()
+
+
+async def _restore_locally(request: SetExposure, timeout: timedelta, summary: str) -> bool:
+    """One attempt at a restore as a local activity; False when it should be retried durably.
+
+    A rollback is when seconds matter. A local activity runs in this worker inside the
+    current workflow task, so a wave of restores costs the actuator's latency and not a
+    server round trip for each activity and each workflow task. It gets a single attempt:
+    anything but a rejection falls back to an ordinary activity, which retries until
+    `rollback.timeout` and shows every attempt in the UI.
+    """
+    try:
+        await workflow.execute_local_activity(
+            actuation.set_exposure,
+            request,
+            start_to_close_timeout=timeout,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary=summary,
+        )
+    except FailureError as exc:
+        # A local activity's failure arrives unwrapped (no ActivityError around it).
+        cause = exc.cause if isinstance(exc, ActivityError) else exc
+        if isinstance(exc, TemporalCancelledError) or (
+            isinstance(cause, ApplicationError) and cause.type == "ActuatorRejected"
+        ):
+            raise
+        return False
+    return True
 
 
 async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:

@@ -88,6 +88,25 @@ async def rollback(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         return handle, Phase.ROLLED_BACK
 
 
+async def rollback_retried_restore(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    """Restores as local activities, one of which fails and is retried as an activity."""
+    names = _names(rollout_id, "payments", "checkout")
+    with _actuator(*names) as actuator:
+        plan = make_plan(
+            actuator.url,
+            [{"name": names[0]}, {"name": names[1], "depends_on": [names[0]], "gates": ["weight"]}],
+            prometheus={"url": rig.prometheus_url},
+            gates={"weight": WEIGHT_GATE},
+            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        # payments is at 100 % before checkout starts: its next PUT is the restore.
+        await wait_status(handle, lambda s: s.services[1].step >= 1, what="checkout rolling")
+        actuator.store.fail(names[0], "PUT", status=503, times=1)
+        await handle.result()
+        return handle, Phase.ROLLED_BACK
+
+
 async def pause_resume(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "inventory")
     with _actuator(*names) as actuator:
@@ -167,6 +186,7 @@ async def secret_header(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
 SCENARIOS: dict[str, Scenario] = {
     "success": success,
     "rollback": rollback,
+    "rollback_retried_restore": rollback_retried_restore,
     "pause_resume": pause_resume,
     "abort": abort,
     "approval_lockstep": approval_lockstep,

@@ -9,13 +9,13 @@ import subprocess
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.worker import Worker
 
 from shiprail.demo.actuator import ActuatorServer
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer, temporal_binary
-from shiprail.status import Exposure, Phase, ServiceState
+from shiprail.status import Exposure, Phase, RolloutStatus, ServiceState
 from shiprail.workflows.rollout import RolloutWorkflow
 from tests.workflow.helpers import WEIGHT_GATE, control, make_plan, refused, start, status_of, wait_status
 
@@ -348,6 +348,68 @@ async def test_unrestorable_service_ends_rollback_failed(
     assert result.phase is Phase.ROLLBACK_FAILED
     assert result.unrestored == ["a"] and "NOT restored: a" in result.reason
     assert result.services[0].state is ServiceState.RESTORE_FAILED
+
+
+def _restore_activities(history: WorkflowHistory) -> set[str]:
+    """Services whose restore was scheduled as an ordinary (durable, retried) activity."""
+    scheduled = set()
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            request = json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
+            if str(request.get("idempotency_key", "")).endswith("/restore"):
+                scheduled.add(request["service"])
+    return scheduled
+
+
+async def _fail_first_restore_of_a(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str, status: int
+) -> tuple[RolloutStatus, WorkflowHistory]:
+    """`a` then `b`; `b` fails its gate at 50 %, and `a`'s first restore answers `status`."""
+    plan = make_plan(
+        actuator.url,
+        [{"name": "a"}, {"name": "b", "depends_on": ["a"], "gates": ["weight"]}],
+        prometheus={"url": prometheus.url},
+        gates={"weight": WEIGHT_GATE},
+        rollback={"timeout": "30s"},
+    )
+    handle = await start(client, plan, rollout_id)
+    # `a` is at 100 % before `b` starts, so the next PUT for `a` is its restore.
+    await wait_status(handle, lambda s: s.services[1].step >= 1, what="b rolling")
+    actuator.store.fail("a", "PUT", status=status, times=1)
+    return await handle.result(), await handle.fetch_history()
+
+
+async def test_restores_run_in_the_worker_and_fall_back_to_a_retried_activity(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    before = seed(actuator, "a", "b")
+    result, history = await _fail_first_restore_of_a(client, actuator, prometheus, rollout_id, 503)
+    assert result.phase is Phase.ROLLED_BACK
+    assert actuator.store.exposures == before
+    restores_of_a = [
+        c.status
+        for c in actuator.store.calls
+        if c.service == "a" and (c.idempotency_key or "").endswith("/restore")
+    ]
+    assert restores_of_a == [503, 200]
+    # `b` was restored by its local first attempt; only `a` needed the durable activity.
+    assert _restore_activities(history) == {"a"}
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert sum(e.marker_recorded_event_attributes.marker_name == "core_local_activity" for e in markers) == 2
+
+
+async def test_a_rejected_restore_is_not_retried(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    seed(actuator, "a", "b")
+    result, history = await _fail_first_restore_of_a(client, actuator, prometheus, rollout_id, 403)
+    assert result.phase is Phase.ROLLBACK_FAILED
+    assert result.unrestored == ["a"] and "HTTP 403" in result.services[0].note
+    restores_of_a = [
+        c for c in actuator.store.calls if c.service == "a" and (c.idempotency_key or "").endswith("/restore")
+    ]
+    assert [c.status for c in restores_of_a] == [403]
+    assert _restore_activities(history) == set()
 
 
 async def test_rollouts_sharing_a_service_never_overlap(
