@@ -1,0 +1,46 @@
+"""The HTTP webhook actuator against the demo router's real HTTP server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shiprail.actuators import ActuatorError, ExposureChange, PermanentActuatorError, for_config
+from shiprail.demo.actuator import ActuatorServer
+from shiprail.plan.models import HttpActuator
+
+
+@pytest.fixture
+def router() -> Iterator[ActuatorServer]:
+    server = ActuatorServer().start()
+    server.store.add("payments", "1.0")
+    yield server
+    server.stop()
+
+
+def _change(weight: float, key: str) -> ExposureChange:
+    return ExposureChange(
+        service="payments", version="2.0", weight=weight, rollout_id="r", idempotency_key=key
+    )
+
+
+async def test_a_stopped_router_fails_the_call(
+    router: ActuatorServer,
+) -> None:
+    actuator = for_config(HttpActuator(type="http", url=router.url))
+    await actuator.apply(_change(10, "k1"))
+    router.stop()
+    with pytest.raises(ActuatorError):
+        await actuator.apply(_change(50, "k2"))
+
+
+async def test_4xx_is_permanent_and_5xx_transient(router: ActuatorServer) -> None:
+    actuator = for_config(HttpActuator(type="http", url=router.url))
+    router.store.fail("payments", "PUT", status=503)
+    with pytest.raises(ActuatorError) as transient:
+        await actuator.apply(_change(10, "k1"))
+    assert not isinstance(transient.value, PermanentActuatorError) and "HTTP 503" in str(transient.value)
+    router.store.fail("payments", "PUT", status=409)
+    with pytest.raises(PermanentActuatorError, match="HTTP 409"):
+        await actuator.apply(_change(10, "k1"))
