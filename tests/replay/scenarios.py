@@ -17,6 +17,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from shiprail.demo.actuator import ActuatorServer
+from shiprail.plan import RolloutPlan
 from shiprail.status import Phase, ServiceState
 from shiprail.workflows.rollout import RolloutWorkflow
 from tests.workflow.helpers import WEIGHT_GATE, control, make_plan, start, wait_status
@@ -73,17 +74,21 @@ async def success(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         return handle, Phase.SUCCEEDED
 
 
+def _failing_pair(rig: Rig, url: str, names: list[str]) -> RolloutPlan:
+    """names[1] depends on names[0] and fails its gate above 20 %."""
+    return make_plan(
+        url,
+        [{"name": names[0]}, {"name": names[1], "depends_on": [names[0]], "gates": ["weight"]}],
+        prometheus={"url": rig.prometheus_url},
+        gates={"weight": WEIGHT_GATE},
+        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
+    )
+
+
 async def rollback(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "payments", "checkout")
     with _actuator(*names) as actuator:
-        plan = make_plan(
-            actuator.url,
-            [{"name": names[0]}, {"name": names[1], "depends_on": [names[0]], "gates": ["weight"]}],
-            prometheus={"url": rig.prometheus_url},
-            gates={"weight": WEIGHT_GATE},  # fails above 20%
-            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
-        )
-        handle = await start(rig.client, plan, rollout_id)
+        handle = await start(rig.client, _failing_pair(rig, actuator.url, names), rollout_id)
         await handle.result()
         return handle, Phase.ROLLED_BACK
 
@@ -92,14 +97,7 @@ async def rollback_retried_restore(rig: Rig, rollout_id: str) -> tuple[Handle, P
     """Restores as local activities, one of which fails and is retried as an activity."""
     names = _names(rollout_id, "payments", "checkout")
     with _actuator(*names) as actuator:
-        plan = make_plan(
-            actuator.url,
-            [{"name": names[0]}, {"name": names[1], "depends_on": [names[0]], "gates": ["weight"]}],
-            prometheus={"url": rig.prometheus_url},
-            gates={"weight": WEIGHT_GATE},
-            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
-        )
-        handle = await start(rig.client, plan, rollout_id)
+        handle = await start(rig.client, _failing_pair(rig, actuator.url, names), rollout_id)
         # payments is at 100 % before checkout starts: its next PUT is the restore.
         await wait_status(handle, lambda s: s.services[1].step >= 1, what="checkout rolling")
         actuator.store.fail(names[0], "PUT", status=503, times=1)
