@@ -88,9 +88,13 @@ async def _run(client: Client, plan: RolloutPlan, rollout_id: str) -> str:
     return str(status.phase.value)
 
 
-async def _run_recorded(client: Client, plan: RolloutPlan, rollout_id: str) -> tuple[str, WorkflowHistory]:
+async def _run_recorded(client: Client, plan: RolloutPlan, part: str, expect: str) -> WorkflowHistory:
+    """Run one rollout of a benchmark part to its end; its history, or an error if it ended otherwise."""
+    rollout_id = f"bench-{part}-{uuid.uuid4().hex[:8]}"
     phase = await _run(client, plan, rollout_id)
-    return phase, await client.get_workflow_handle(rollout_id).fetch_history()
+    if phase != expect:
+        raise RuntimeError(f"{part} rollout ended {phase}, expected {expect}")
+    return await client.get_workflow_handle(rollout_id).fetch_history()
 
 
 def _activity_events(history: WorkflowHistory) -> list[tuple[str, str, float, EventType.ValueType]]:
@@ -134,10 +138,7 @@ async def step_overhead(stack: Stack, rollouts: int, steps: int) -> dict[str, An
                 bake="0s",
                 interval="0s",
             )
-            rollout_id = f"bench-step-{uuid.uuid4().hex[:8]}"
-            phase, history = await _run_recorded(stack.client, plan, rollout_id)
-            if phase != "succeeded":
-                raise RuntimeError(f"step-overhead rollout ended {phase}")
+            history = await _run_recorded(stack.client, plan, "step", "succeeded")
             bakes = [t for kind, _, t, _ in _activity_events(history) if kind == "bake"]
             puts = [c.time for c in actuator.store.puts() if c.service == service]
             gaps += [1000 * (put - baked) for baked, put in zip(bakes[:-1], puts[1:], strict=True)]
@@ -180,10 +181,7 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
                 bake="1s",
                 interval="1s",
             )
-            rollout_id = f"bench-rollback-{uuid.uuid4().hex[:8]}"
-            phase, history = await _run_recorded(stack.client, plan, rollout_id)
-            if phase != "rolled_back":
-                raise RuntimeError(f"rollback rollout ended {phase}")
+            history = await _run_recorded(stack.client, plan, "rollback", "rolled_back")
             failing = names[-1][0]
             failed_at = max(
                 t
@@ -314,8 +312,7 @@ async def history_size(stack: Stack, services: int, steps: int) -> dict[str, Any
             bake="1s",
             interval="1s",
         )
-        rollout_id = f"bench-history-{uuid.uuid4().hex[:8]}"
-        phase, history = await _run_recorded(stack.client, plan, rollout_id)
+        history = await _run_recorded(stack.client, plan, "history", "succeeded")
     finally:
         actuator.stop()
     events = len(history.events)
@@ -323,7 +320,7 @@ async def history_size(stack: Stack, services: int, steps: int) -> dict[str, Any
     return {
         "services": services,
         "steps": steps,
-        "phase": phase,
+        "phase": "succeeded",
         "events": events,
         "events_per_service_step": events / (services * steps),
         "history_bytes": size,
@@ -348,8 +345,7 @@ async def bake_length_independence(stack: Stack) -> dict[str, Any]:
                 bake=bake,
                 interval="1s",
             )
-            rollout_id = f"bench-bake-{uuid.uuid4().hex[:8]}"
-            _, history = await _run_recorded(stack.client, plan, rollout_id)
+            history = await _run_recorded(stack.client, plan, "bake", "succeeded")
             counts[bake] = len(history.events)
     finally:
         actuator.stop()

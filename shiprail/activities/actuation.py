@@ -9,17 +9,20 @@ from shiprail.activities.types import ReadExposure, SetExposure
 from shiprail.actuators import ExposureChange, PermanentActuatorError, for_config
 from shiprail.status import Exposure
 
+# The failure type of an actuator's refusal (4xx, a wrong answer): retrying cannot help.
+REJECTED = "ActuatorRejected"
+
 
 @activity.defn
 async def read_exposure(request: ReadExposure) -> Exposure:
     try:
         exposure = await for_config(request.actuator).read(request.service)
     except PermanentActuatorError as exc:
-        raise ApplicationError(str(exc), type="ActuatorRejected", non_retryable=True) from None
+        raise ApplicationError(str(exc), type=REJECTED, non_retryable=True) from None
     if exposure.service != request.service:
         raise ApplicationError(
             f"actuator answered for service {exposure.service!r}, asked for {request.service!r}",
-            type="ActuatorRejected",
+            type=REJECTED,
             non_retryable=True,
         )
     return exposure
@@ -37,4 +40,4 @@ async def set_exposure(request: SetExposure) -> None:
     try:
         await for_config(request.actuator).apply(change)
     except PermanentActuatorError as exc:
-        raise ApplicationError(str(exc), type="ActuatorRejected", non_retryable=True) from None
+        raise ApplicationError(str(exc), type=REJECTED, non_retryable=True) from None

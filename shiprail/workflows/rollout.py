@@ -60,13 +60,13 @@ _ACTUATE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
-    non_retryable_error_types=["ActuatorRejected"],
+    non_retryable_error_types=[actuation.REJECTED],
 )
 _RESTORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     backoff_coefficient=2.0,
-    non_retryable_error_types=["ActuatorRejected"],
+    non_retryable_error_types=[actuation.REJECTED],
 )
 _BAKE_HEARTBEAT = timedelta(seconds=10)
 _LOCK_POLL_MAX = timedelta(seconds=60)
@@ -711,7 +711,7 @@ async def _restore_locally(request: SetExposure, timeout: timedelta, summary: st
         # A local activity's failure arrives unwrapped (no ActivityError around it).
         cause = exc.cause if isinstance(exc, ActivityError) else exc
         if isinstance(exc, TemporalCancelledError) or (
-            isinstance(cause, ApplicationError) and cause.type == "ActuatorRejected"
+            isinstance(cause, ApplicationError) and cause.non_retryable
         ):
             raise
         return False
