@@ -34,7 +34,8 @@ async def check_budget(request: BudgetRequest) -> BudgetResult:
             verdicts[service] = no_data("budget_policy", "no Prometheus configured")
             continue
         source = PrometheusSource(url)
-        results = await asyncio.to_thread(source.fetch, budget_gate.queries(request.policy, ctx), now)
+        at = source.settled(now)
+        results = await asyncio.to_thread(source.fetch, budget_gate.queries(request.policy, ctx), at)
         verdicts[service] = budget_gate.judge(request.policy, ctx, results)
     passed = all(v.status is Verdict.PASS for v in verdicts.values())
     return BudgetResult(passed=passed, verdicts=verdicts, at=now)

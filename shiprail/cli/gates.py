@@ -16,6 +16,7 @@ from shiprail.cli._console import err, out, print_json
 from shiprail.errors import BadInput, ExitCode, Unreachable
 from shiprail.gates import PrometheusSource
 from shiprail.gates.dryrun import DryRunRow, evaluate_plan, pick_services
+from shiprail.gates.prometheus import SETTLE
 from shiprail.plan import RolloutPlan, load_plan
 from shiprail.plan.durations import parse_duration
 from shiprail.plan.resolve import ServiceSettings
@@ -43,10 +44,13 @@ def prometheus_source(plan: RolloutPlan, url: str | None) -> PrometheusSource:
 
 
 def parse_at(value: str | None) -> datetime:
-    """`--at`: an ISO 8601 time (UTC unless it says otherwise) or a duration ago (`15m`)."""
+    """`--at`: an ISO 8601 time (UTC unless it says otherwise) or a duration ago (`15m`).
+
+    Without it, the latest instant Prometheus has every scrape of, as a rollout's gates use.
+    """
     now = datetime.now(UTC)
     if not value:
-        return now
+        return now - SETTLE
     try:
         return now - parse_duration(value)
     except ValueError:

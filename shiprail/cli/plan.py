@@ -118,11 +118,9 @@ def check(
         else:
             _print_summary(plan_path, summary)
         return
-    from datetime import UTC, datetime
+    from shiprail.cli.gates import exit_code, parse_at, print_rows, run_dry_run
 
-    from shiprail.cli.gates import exit_code, print_rows, run_dry_run
-
-    at = datetime.now(UTC)
+    at = parse_at(None)
     rows = run_dry_run(plan, prometheus, services=[], at=at)
     if as_json:
         print_json({**summary, "dry_run": {"at": at.isoformat(), "gates": [r.to_dict() for r in rows]}})

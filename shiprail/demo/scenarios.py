@@ -74,7 +74,7 @@ SCENARIOS: dict[str, Scenario] = {
             canary={"inventory": Behaviour(extra_latency=0.3)},
             expect="rolled_back",
             caught_on=("inventory",),
-            caught_by=("p95-latency",),
+            caught_by=("slow", "p95-latency"),
         ),
         Scenario(
             "flaky-checkout",
@@ -86,8 +86,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "degrading-payments",
-            "the payments canary starts clean and loses 30% more requests every minute",
-            canary={"payments": Behaviour(error_rate=0.0, degrade_per_minute=0.3)},
+            "the payments canary starts clean and fails 1% more of its requests every second",
+            canary={"payments": Behaviour(error_rate=0.0, degrade_per_minute=0.6)},
             expect="rolled_back",
             caught_on=("payments",),
             caught_by=("errors", "error-ratio"),
@@ -107,7 +107,7 @@ SCENARIOS: dict[str, Scenario] = {
             load_rps=0,
             expect="rolled_back",
             caught_on=("payments", "inventory"),
-            caught_by=("errors", "error-ratio", "p95-latency"),
+            caught_by=("errors", "slow", "error-ratio", "p95-latency"),
         ),
     )
 }

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from types import ModuleType
 from typing import Any
@@ -38,7 +39,12 @@ def judge(
 def evaluate(
     name: str, gate: Gate, ctx: GateContext, source: PrometheusSource, memory: dict[str, Any]
 ) -> GateVerdict:
-    """Fetch what the gate needs at `ctx.now` and judge it. Never raises for bad data."""
+    """Fetch what the gate needs as of `ctx.now` and judge it. Never raises for bad data.
+
+    The gate is judged as of the source's settled instant, a moment before `ctx.now`, so
+    its windows end where its queries are evaluated.
+    """
+    ctx = replace(ctx, now=source.settled(ctx.now))
     results = source.fetch(gate_queries(gate, ctx), ctx.now)
     return judge(name, gate, ctx, results, memory)
 

@@ -24,19 +24,35 @@ from shiprail.gates.base import QueryResult, QuerySpec
 _ATTEMPTS = 3
 _UNREACHABLE = "unreachable"
 _BACKOFF = 0.5
+# A sample is stamped with its scrape's start but stored when the scrape ends. Queried at
+# "now", a gate's second query can see a sample its first did not, and two counters of one
+# target disagree by a whole scrape: on a short window, "0 of 48 requests fast".
+SETTLE = timedelta(seconds=1)
 
 
 class PrometheusSource:
-    def __init__(self, url: str, timeout: timedelta = timedelta(seconds=10)) -> None:
+    def __init__(
+        self, url: str, timeout: timedelta = timedelta(seconds=10), *, settle: timedelta = SETTLE
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = max(1, int(timeout.total_seconds()))
+        self.settle = settle
         # Retries are ours (`_ATTEMPTS`): the client's own urllib3 retries with backoff would
         # stretch one evaluation against a dead Prometheus to tens of seconds.
         self._client = PrometheusConnect(
             url=self.url, disable_ssl=True, timeout=self.timeout, retry=Retry(total=0, raise_on_status=False)
         )
 
+    def settled(self, now: datetime) -> datetime:
+        """The latest instant whose scrapes are all stored: where every query is evaluated.
+
+        Every query of one evaluation must see the same samples, or a ratio of two of them
+        is off by whatever one scrape added (scrapes shorter than `settle` assumed).
+        """
+        return now - self.settle
+
     def fetch(self, specs: dict[str, QuerySpec], at: datetime) -> dict[str, QueryResult]:
+        """Run `specs` at `at` (an instant from `settled`, so that they agree)."""
         results: dict[str, QueryResult] = {}
         for name, spec in specs.items():
             results[name] = self.run(spec, at)

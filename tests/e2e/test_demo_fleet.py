@@ -61,8 +61,8 @@ async def test_bad_release_is_caught_by_its_gate_and_rolled_back(
     assert status.phase is Phase.ROLLED_BACK, status.reason
     failed = _failed_gates(status)
     culprits = {service for service, gates in failed.items() if gates}
-    assert culprits and culprits <= set(expected.caught_on), failed
-    assert all(set(failed[s]) <= set(expected.caught_by) for s in culprits), failed
+    assert culprits and culprits <= set(expected.caught_on), status.reason
+    assert all(set(failed[s]) <= set(expected.caught_by) for s in culprits), status.reason
     _assert_routers_restored(rig)
     # Nothing untouched was ever actuated.
     untouched = {s.name for s in status.services if s.state is ServiceState.UNTOUCHED}
@@ -78,7 +78,7 @@ async def test_provider_regression_seen_only_by_its_consumer_rolls_back_both(
     assert status.phase is Phase.ROLLED_BACK
     by_name = {s.name: s for s in status.services}
     # payments' own gates never saw anything wrong; checkout's did.
-    assert by_name["payments"].step == 3 and not _failed_gates(status).get("payments")
+    assert by_name["payments"].step == 3 and not _failed_gates(status).get("payments"), status.reason
     assert _failed_gates(status)["checkout"]
     assert by_name["payments"].state is ServiceState.RESTORED
     assert by_name["checkout"].state is ServiceState.RESTORED

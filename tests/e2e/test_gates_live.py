@@ -11,12 +11,16 @@ import json
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from shiprail.devstack.ports import free_port
 from shiprail.devstack.prometheus import PrometheusServer
+from shiprail.gates import GateContext, PrometheusSource, evaluate
+from shiprail.gates.prometheus import SETTLE
+from shiprail.plan.models import ThresholdGate
 from tests.e2e.conftest import DEMO_PLAN, FleetRig
 from tests.helpers import run_cli
 
@@ -167,7 +171,7 @@ def test_plan_check_with_prometheus_runs_every_gate_of_the_demo_plan(
     assert sorted((r["service"], r["gate"]) for r in rows) == sorted(
         (s, g)
         for s in ("payments", "inventory", "checkout", "frontend")
-        for g in ("errors", "error-ratio", "p95-latency")
+        for g in ("errors", "slow", "error-ratio", "p95-latency")
     )
     assert all(r["verdict"] in {"pass", "fail", "inconclusive"} and r["reason"] for r in rows)
     code, out, _ = run_cli(
@@ -208,3 +212,25 @@ def test_gates_eval_exits_3_when_prometheus_is_unreachable(
     assert code == 3  # Prometheus is checked first: nothing can be evaluated without it
     code, _, err = run_cli(monkeypatch, capsys, "gates", "eval", str(plan), "--at", "yesterday-ish")
     assert code == 2 and "--at" in err
+
+
+def test_a_gate_is_judged_as_of_the_settled_instant_where_its_queries_agree(
+    prometheus: PrometheusServer,
+) -> None:
+    # `time()` answers the instant Prometheus evaluated at: every query of the evaluation
+    # must be asked at the same instant, a scrape's length behind the wall clock.
+    gate = ThresholdGate(type="threshold", query="time()", max=1e12)
+    now = datetime.now(UTC)
+    ctx = GateContext(
+        service="payments",
+        version="2.4.0",
+        stable_version="2.3.0",
+        weight=10,
+        step_start=now - timedelta(seconds=30),
+        now=now,
+        bake=timedelta(seconds=30),
+        interval=timedelta(seconds=2),
+    )
+    source = PrometheusSource(prometheus.url)
+    verdict = evaluate("clock", gate, ctx, source, {})
+    assert verdict.value == pytest.approx((now - SETTLE).timestamp(), abs=0.002)
