@@ -6,7 +6,9 @@ GET {url}?service=S returns the exposure; PUT {url} sets it and must be idempote
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import weakref
 from functools import cache
 from typing import Any
 
@@ -20,9 +22,29 @@ from shiprail.status import Exposure
 
 @cache
 def _tls() -> ssl.SSLContext:
-    # Building a context loads the CA bundle (milliseconds of CPU): once per worker, not per
-    # call, because a rollback's restores are on the critical path.
+    # Building a context loads the CA bundle (milliseconds of CPU): once per worker.
     return ssl.create_default_context()
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client() -> httpx.AsyncClient:
+    """The worker's pooled client (one per event loop).
+
+    A restore then reuses the connection an earlier call left open instead of paying a TCP
+    and TLS handshake on the rollback's critical path. No limit on connections: a wave of
+    hundreds of concurrent changes must not queue behind a pool.
+    """
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = _clients[loop] = httpx.AsyncClient(
+            verify=_tls(), limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        )
+    return client
 
 
 class HttpWebhookActuator:
@@ -34,10 +56,13 @@ class HttpWebhookActuator:
 
     async def _call(self, method: str, **kwargs: Any) -> httpx.Response:
         try:
-            async with httpx.AsyncClient(
-                timeout=self.config.timeout.total_seconds(), verify=_tls()
-            ) as client:
-                response = await client.request(method, self.config.url, headers=self._headers(), **kwargs)
+            response = await _client().request(
+                method,
+                self.config.url,
+                headers=self._headers(),
+                timeout=self.config.timeout.total_seconds(),
+                **kwargs,
+            )
         except httpx.HTTPError as exc:
             raise ActuatorError(f"{method} {self.config.url}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 500:

@@ -113,3 +113,10 @@ def no_data(gate: str, reason: str, threshold: str = "", **evidence: Any) -> Gat
 
 def fmt_ratio(value: float) -> str:
     return f"{value * 100:.3g}%"
+
+
+def too_few(count: float, what: str, needed: int) -> str:
+    """Why a gate is short of data. `increase()` extrapolates, so counts are fractional:
+    rounding 19.6 up would print "only 20 requests, 20 needed"."""
+    shown = f"{count:.1f}" if count < 100 and count != int(count) else f"{count:.0f}"
+    return f"only {shown} {what}, {needed} needed"

@@ -20,6 +20,7 @@ from shiprail.gates.base import (
     fmt_ratio,
     no_data,
     prom_range,
+    too_few,
 )
 from shiprail.plan.durations import format_duration
 from shiprail.plan.models import BurnRateGate
@@ -74,9 +75,7 @@ def judge(
             if kind == "long":
                 requests = total.value
         if requests < max(gate.min_samples, 1):
-            return no_data(
-                name, f"only {requests:.0f} requests, {gate.min_samples} needed", bound, requests=requests
-            )
+            return no_data(name, too_few(requests, "requests", gate.min_samples), bound, requests=requests)
         ratio = burns["long"] * budget
         if burns["long"] > pair.max_burn and burns["short"] > pair.max_burn:
             reason = (

@@ -28,6 +28,7 @@ from shiprail.gates.base import (
     fmt_ratio,
     no_data,
     prom_range,
+    too_few,
 )
 from shiprail.gates.stats import (
     hodges_lehmann,
@@ -108,9 +109,7 @@ def _judge_counts(
     c_total, b_total = float(values["canary_total"] or 0), float(values["baseline_total"] or 0)
     c_bad, b_bad = _bad(values, "canary", c_total), _bad(values, "baseline", b_total)
     if c_total < gate.min_samples:
-        return no_data(
-            name, f"only {c_total:.0f} canary requests, {gate.min_samples} needed", bound, requests=c_total
-        )
+        return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
     rho = c_total / (c_total + b_total)
     null_share = tolerated_share(rho, gate.max_increase)
     p = sequential_p_value(b_bad, c_bad, null_share, gate.prior_strength, float(memory.get("min_p", 1.0)))

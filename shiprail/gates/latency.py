@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from shiprail.gates.base import GateContext, GateVerdict, QueryResult, QuerySpec, Verdict, no_data, prom_range
+from shiprail.gates.base import (
+    GateContext,
+    GateVerdict,
+    QueryResult,
+    QuerySpec,
+    Verdict,
+    no_data,
+    prom_range,
+    too_few,
+)
 from shiprail.plan.models import LatencyGate
 from shiprail.plan.templates import render, with_label
 
@@ -51,9 +60,7 @@ def judge(
     if count.missing or not count.value:
         return no_data(name, "no requests in the window", bound)
     if count.value < gate.min_samples:
-        return no_data(
-            name, f"only {count.value:.0f} requests, {gate.min_samples} needed", bound, requests=count.value
-        )
+        return no_data(name, too_few(count.value, "requests", gate.min_samples), bound, requests=count.value)
     requests = count.value
     if gate.faster_than is not None and gate.objective is not None:
         fast = results["fast"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shiprail.gates.base import GateContext, GateVerdict, QueryResult, QuerySpec, Verdict, no_data
+from shiprail.gates.base import GateContext, GateVerdict, QueryResult, QuerySpec, Verdict, no_data, too_few
 from shiprail.plan.models import ThresholdGate
 from shiprail.plan.templates import render
 
@@ -44,7 +44,7 @@ def judge(
         if samples.value < gate.min_samples:
             return no_data(
                 name,
-                f"only {samples.value:.0f} samples, {gate.min_samples} needed",
+                too_few(samples.value, "samples", gate.min_samples),
                 bound,
                 samples=samples.value,
             )

@@ -44,3 +44,12 @@ async def test_4xx_is_permanent_and_5xx_transient(router: ActuatorServer) -> Non
     router.store.fail("payments", "PUT", status=409)
     with pytest.raises(PermanentActuatorError, match="HTTP 409"):
         await actuator.apply(_change(10, "k1"))
+
+
+async def test_calls_reuse_one_kept_alive_connection(router: ActuatorServer) -> None:
+    # A restore must not pay a TCP (and TLS) handshake on the rollback's critical path.
+    actuator = for_config(HttpActuator(type="http", url=router.url))
+    for weight in (10, 50, 100):
+        await actuator.apply(_change(weight, f"k{weight}"))
+    assert (await actuator.read("payments")).weight == 100
+    assert router.connections_accepted == 1
