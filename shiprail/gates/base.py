@@ -117,6 +117,6 @@ def fmt_ratio(value: float) -> str:
 
 def too_few(count: float, what: str, needed: int) -> str:
     """Why a gate is short of data. `increase()` extrapolates, so counts are fractional:
-    rounding 19.6 up would print "only 20 requests, 20 needed"."""
-    shown = f"{count:.1f}" if count < 100 and count != int(count) else f"{count:.0f}"
+    rounding 19.6 up would print "only 20 requests, 20 needed", so this rounds down."""
+    shown = f"{math.floor(count * 10) / 10:g}" if count < 100 else f"{math.floor(count)}"
     return f"only {shown} {what}, {needed} needed"

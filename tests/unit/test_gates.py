@@ -332,7 +332,9 @@ class TestTracker:
         assert step_outcome([a, b], bake_over=False) is StepOutcome.FAIL
 
 
-@pytest.mark.parametrize(("count", "shown"), [(19.6, "19.6"), (20.0, "20"), (7.0, "7"), (1234.4, "1234")])
+@pytest.mark.parametrize(
+    ("count", "shown"), [(19.6, "19.6"), (19.97, "19.9"), (4.0000001, "4"), (20.0, "20"), (1234.9, "1234")]
+)
 def test_a_short_count_is_never_rounded_up_to_what_was_needed(count: float, shown: str) -> None:
     # `increase()` extrapolates: 19.6 printed as "20" read "only 20 requests, 20 needed".
     assert too_few(count, "requests", 20) == f"only {shown} requests, 20 needed"
