@@ -18,6 +18,7 @@ WORKFLOWS = [RolloutWorkflow, ServiceLockWorkflow]
 ACTIVITIES: list[Callable[..., Any]] = [
     actuation.read_exposure,
     actuation.set_exposure,
+    actuation.set_exposures,
     bake.bake,
     budget.check_budget,
     locks.lock_holder,

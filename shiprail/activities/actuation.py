@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from shiprail.activities.types import ReadExposure, SetExposure
+from shiprail.activities.types import ExposureOutcome, ReadExposure, SetExposure
 from shiprail.actuators import ExposureChange, PermanentActuatorError, for_config
 from shiprail.status import Exposure
 
@@ -30,6 +32,35 @@ async def read_exposure(request: ReadExposure) -> Exposure:
 
 @activity.defn
 async def set_exposure(request: SetExposure) -> None:
+    try:
+        await _apply(request)
+    except PermanentActuatorError as exc:
+        raise ApplicationError(str(exc), type=REJECTED, non_retryable=True) from None
+
+
+@activity.defn
+async def set_exposures(requests: list[SetExposure]) -> list[ExposureOutcome]:
+    """Apply every change at once, one attempt each, and report each one's outcome.
+
+    A rollback wave restores its services together: one activity instead of one per
+    service saves the worker a dispatch and a workflow activation per service. A failure
+    is reported, not raised, so the services that were restored stay known and only the
+    others are retried.
+    """
+    return list(await asyncio.gather(*(_outcome(r) for r in requests)))
+
+
+async def _outcome(request: SetExposure) -> ExposureOutcome:
+    try:
+        await _apply(request)
+    except PermanentActuatorError as exc:
+        return ExposureOutcome(service=request.service, error=str(exc), rejected=True)
+    except Exception as exc:  # any other failure is worth a durable retry
+        return ExposureOutcome(service=request.service, error=str(exc) or type(exc).__name__)
+    return ExposureOutcome(service=request.service)
+
+
+async def _apply(request: SetExposure) -> None:
     change = ExposureChange(
         service=request.service,
         version=request.version,
@@ -37,7 +68,4 @@ async def set_exposure(request: SetExposure) -> None:
         rollout_id=request.rollout_id,
         idempotency_key=request.idempotency_key,
     )
-    try:
-        await for_config(request.actuator).apply(change)
-    except PermanentActuatorError as exc:
-        raise ApplicationError(str(exc), type=REJECTED, non_retryable=True) from None
+    await for_config(request.actuator).apply(change)

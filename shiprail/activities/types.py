@@ -28,6 +28,14 @@ class SetExposure(BaseModel):
     idempotency_key: str
 
 
+class ExposureOutcome(BaseModel):
+    """What became of one change of a batch: applied (no error), refused, or failed."""
+
+    service: str
+    error: str | None = None
+    rejected: bool = False  # the actuator refused it: retrying cannot help
+
+
 class BakeRequest(BaseModel):
     """Evaluate `gates` every interval from `step_start` until the step is decided.
 

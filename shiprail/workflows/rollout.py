@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         BakeRequest,
         BakeResult,
         BudgetRequest,
+        ExposureOutcome,
         ReadExposure,
         SetExposure,
     )
@@ -471,11 +472,16 @@ class RolloutWorkflow:
         self._log("phase", f"rolling back {', '.join(sorted(scope))}: {reason}")
         for wave in reversed(self._waves):
             members = [name for name in wave if name in scope]
+            if not members:
+                continue
+            # Patched: rollbacks recorded before waves were restored together replay as they ran.
+            if workflow.patched("restore-waves-together"):
+                await self._restore_wave(members)
+                continue
             results = await asyncio.gather(*(self._restore(name) for name in members), return_exceptions=True)
             for name, outcome in zip(members, results, strict=True):
                 if isinstance(outcome, BaseException):
-                    self._status.unrestored.append(name)
-                    self._set_state(name, ServiceState.RESTORE_FAILED, note=_cause(outcome))
+                    self._restore_failed(name, outcome)
         left = [n for n in self._touched - scope if self._svc[n].state is not ServiceState.DONE]
         for name in left:
             self._svc[name].note = f"left at {self._svc[name].weight:g}% (outside rollback scope)"
@@ -486,33 +492,92 @@ class RolloutWorkflow:
         else:
             self._finish(Phase.ROLLED_BACK, reason)
 
+    async def _restore_wave(self, members: Sequence[str]) -> None:
+        """Restore one wave's services: one attempt for all of them together in the worker,
+        then a durable, retried activity for each one whose attempt failed but may succeed.
+
+        A rollback is when seconds matter. A local activity runs in this worker inside the
+        current workflow task, so the wave costs the actuator's latency, not a server round
+        trip per activity and per workflow task; one activity for the whole wave saves a
+        dispatch and an activation per service on top. Anything but a refusal is retried
+        until `rollback.timeout`, with every attempt visible in the UI.
+        """
+        requests = [self._restore_request(name) for name in members]
+        for request in requests:
+            self._set_state(request.service, ServiceState.ROLLING_BACK, note=f"→ {request.weight:g}%")
+        try:
+            outcomes = await workflow.execute_local_activity(
+                actuation.set_exposures,
+                requests,
+                start_to_close_timeout=max(self._restore_timeout(n) for n in members),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                summary="restore " + ", ".join(_change(r) for r in requests),
+            )
+            errors = {o.service: o for o in outcomes if o.error is not None}
+        except FailureError as exc:
+            if isinstance(exc, TemporalCancelledError):
+                for name in members:
+                    self._restore_failed(name, exc)
+                return
+            # A local activity's failure arrives unwrapped: a timeout, or a worker-side error.
+            errors = {name: ExposureOutcome(service=name, error=_cause(exc)) for name in members}
+        retried = []
+        for request in requests:
+            error = errors.get(request.service)
+            if error is None:
+                self._restored(request.service)
+            elif error.rejected:
+                self._restore_failed(request.service, str(error.error))
+            else:
+                retried.append(request)
+                note = f"→ {request.weight:g}%, retrying: {error.error}"
+                self._set_state(request.service, ServiceState.ROLLING_BACK, note=note)
+        results = await asyncio.gather(*(self._restore_durably(r) for r in retried), return_exceptions=True)
+        for request, result in zip(retried, results, strict=True):
+            if isinstance(result, BaseException):
+                self._restore_failed(request.service, result)
+            else:
+                self._restored(request.service)
+
     async def _restore(self, name: str) -> None:
-        s, status = self._settings[name], self._svc[name]
-        original = status.original or Exposure(service=name)
-        version = original.canary_version or original.stable_version or s.version
-        self._set_state(name, ServiceState.ROLLING_BACK, note=f"→ {original.weight:g}%")
-        request = SetExposure(
+        """One service's restore as rollbacks recorded before `restore-waves-together` ran it."""
+        request = self._restore_request(name)
+        self._set_state(name, ServiceState.ROLLING_BACK, note=f"→ {request.weight:g}%")
+        # Patched: rollbacks recorded before the local first attempt replay as they ran.
+        if not workflow.patched("restore-locally-first") or not await _restore_locally(
+            request, self._restore_timeout(name), _restore_summary(request)
+        ):
+            await self._restore_durably(request)
+        self._restored(name)
+
+    def _restore_request(self, name: str) -> SetExposure:
+        s, original = self._settings[name], self._svc[name].original or Exposure(service=name)
+        return SetExposure(
             service=name,
             actuator=s.actuator,
-            version=version,
+            version=original.canary_version or original.stable_version or s.version,
             weight=original.weight,
             rollout_id=self._id,
             idempotency_key=f"{self._id}/{name}/restore",
         )
-        summary = f"restore {name} → {original.weight:g}% ({version})"
-        attempt_timeout = s.actuator.timeout + timedelta(seconds=5)
-        # Patched: rollbacks recorded before the local first attempt replay as they ran.
-        if not workflow.patched("restore-locally-first") or not await _restore_locally(
-            request, attempt_timeout, summary
-        ):
-            await workflow.execute_activity(
-                actuation.set_exposure,
-                request,
-                start_to_close_timeout=attempt_timeout,
-                schedule_to_close_timeout=self._plan.spec.rollback.timeout,
-                retry_policy=_RESTORE_RETRY,
-                summary=summary,
-            )
+
+    def _restore_timeout(self, name: str) -> timedelta:
+        return self._settings[name].actuator.timeout + timedelta(seconds=5)
+
+    async def _restore_durably(self, request: SetExposure) -> None:
+        await workflow.execute_activity(
+            actuation.set_exposure,
+            request,
+            start_to_close_timeout=self._restore_timeout(request.service),
+            schedule_to_close_timeout=self._plan.spec.rollback.timeout,
+            retry_policy=_RESTORE_RETRY,
+            summary=_restore_summary(request),
+        )
+
+    def _restored(self, name: str) -> None:
+        s, status = self._settings[name], self._svc[name]
+        original = status.original or Exposure(service=name)
+        version = original.canary_version or original.stable_version or s.version
         status.weight = original.weight if original.canary_version == s.version else 0.0
         self._set_state(name, ServiceState.RESTORED, note=f"{original.weight:g}% {version}")
         self._log(
@@ -520,6 +585,12 @@ class RolloutWorkflow:
             f"{name} restored to {original.weight:g}% ({version})",
             service=name,
             data=original.model_dump(),
+        )
+
+    def _restore_failed(self, name: str, error: BaseException | str) -> None:
+        self._status.unrestored.append(name)
+        self._set_state(
+            name, ServiceState.RESTORE_FAILED, note=error if isinstance(error, str) else _cause(error)
         )
 
     # ---- human control (updates) -----------------------------------------------------
@@ -690,15 +761,17 @@ def _stop_if_cancelled() -> None:
         raise asyncio.CancelledError()
 
 
-async def _restore_locally(request: SetExposure, timeout: timedelta, summary: str) -> bool:
-    """One attempt at a restore as a local activity; False when it should be retried durably.
+def _change(request: SetExposure) -> str:
+    return f"{request.service} → {request.weight:g}% ({request.version})"
 
-    A rollback is when seconds matter. A local activity runs in this worker inside the
-    current workflow task, so a wave of restores costs the actuator's latency and not a
-    server round trip for each activity and each workflow task. It gets a single attempt:
-    anything but a rejection falls back to an ordinary activity, which retries until
-    `rollback.timeout` and shows every attempt in the UI.
-    """
+
+def _restore_summary(request: SetExposure) -> str:
+    return f"restore {_change(request)}"
+
+
+async def _restore_locally(request: SetExposure, timeout: timedelta, summary: str) -> bool:
+    """One service's local first attempt, as rollbacks before `restore-waves-together` ran it;
+    False when it should be retried durably."""
     try:
         await workflow.execute_local_activity(
             actuation.set_exposure,

@@ -3,7 +3,8 @@
 Starts a private dev server, Prometheus and worker, runs each scenario and writes its
 histories to tests/replay/histories/. Re-record only on purpose: the stored files are
 what running rollouts of older releases look like, and every future change to the
-workflow code must still replay them.
+workflow code must still replay them. Before re-recording a scenario whose path changed,
+keep its old file as `<scenario>@<what-changed>.json`: it still has to replay.
 """
 
 from __future__ import annotations

@@ -94,12 +94,23 @@ async def rollback(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
 
 
 async def rollback_retried_restore(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
-    """Restores as local activities, one of which fails and is retried as an activity."""
-    names = _names(rollout_id, "payments", "checkout")
+    """A wave of two restored together; one's attempt fails and is retried as an activity."""
+    names = _names(rollout_id, "payments", "ledger", "checkout")
     with _actuator(*names) as actuator:
-        handle = await start(rig.client, _failing_pair(rig, actuator.url, names), rollout_id)
+        plan = make_plan(
+            actuator.url,
+            [
+                {"name": names[0]},
+                {"name": names[1]},
+                {"name": names[2], "depends_on": names[:2], "gates": ["weight"]},
+            ],
+            prometheus={"url": rig.prometheus_url},
+            gates={"weight": WEIGHT_GATE},
+            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
         # payments is at 100 % before checkout starts: its next PUT is the restore.
-        await wait_status(handle, lambda s: s.services[1].step >= 1, what="checkout rolling")
+        await wait_status(handle, lambda s: s.services[2].step >= 1, what="checkout rolling")
         actuator.store.fail(names[0], "PUT", status=503, times=1)
         await handle.result()
         return handle, Phase.ROLLED_BACK

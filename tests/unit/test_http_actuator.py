@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from shiprail.activities.actuation import set_exposures
+from shiprail.activities.types import SetExposure
 from shiprail.actuators import ActuatorError, ExposureChange, PermanentActuatorError, for_config
 from shiprail.demo.actuator import ActuatorServer
 from shiprail.plan.models import HttpActuator
@@ -53,3 +55,35 @@ async def test_calls_reuse_one_kept_alive_connection(router: ActuatorServer) -> 
         await actuator.apply(_change(weight, f"k{weight}"))
     assert (await actuator.read("payments")).weight == 100
     assert router.connections_accepted == 1
+
+
+async def test_a_batch_reports_each_change_without_losing_the_others(router: ActuatorServer) -> None:
+    # A rollback wave: one refusal and one transient failure must not hide the restore that worked.
+    for name in ("ledger", "checkout"):
+        router.store.add(name, "1.0")
+    router.store.fail("ledger", "PUT", status=403)
+    router.store.fail("checkout", "PUT", status=503)
+    config = HttpActuator(type="http", url=router.url)
+    requests = [
+        SetExposure(
+            service=name,
+            actuator=config,
+            version="1.0",
+            weight=0,
+            rollout_id="r",
+            idempotency_key=f"r/{name}",
+        )
+        for name in ("payments", "ledger", "checkout")
+    ]
+    outcomes = await set_exposures(requests)
+    assert [(o.service, o.rejected) for o in outcomes] == [
+        ("payments", False),
+        ("ledger", True),
+        ("checkout", False),
+    ]
+    assert outcomes[0].error is None
+    assert "HTTP 403" in str(outcomes[1].error) and "HTTP 503" in str(outcomes[2].error)
+    assert (
+        router.store.exposures["payments"].weight == 0
+        and router.store.exposures["payments"].stable_version == "1.0"
+    )

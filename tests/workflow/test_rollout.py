@@ -412,6 +412,52 @@ async def test_a_rejected_restore_is_not_retried(
     assert _restore_activities(history) == set()
 
 
+async def test_a_wave_is_restored_together_and_only_its_failures_are_retried(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    """`a`, `b`, `c` form one wave under `d`; `a`'s first restore fails, `b`'s is refused."""
+    before = seed(actuator, "a", "b", "c", "d")
+    plan = make_plan(
+        actuator.url,
+        [
+            {"name": "a"},
+            {"name": "b"},
+            {"name": "c"},
+            {"name": "d", "depends_on": ["a", "b", "c"], "gates": ["weight"]},
+        ],
+        prometheus={"url": prometheus.url},
+        gates={"weight": WEIGHT_GATE},
+        rollback={"timeout": "30s"},
+    )
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[3].step >= 1, what="d rolling")
+    actuator.store.fail("a", "PUT", status=503, times=1)
+    actuator.store.fail("b", "PUT", status=403, times=1)
+    result = await handle.result()
+    history = await handle.fetch_history()
+
+    assert result.phase is Phase.ROLLBACK_FAILED
+    assert result.unrestored == ["b"] and "HTTP 403" in result.services[1].note
+    assert [s.state for s in result.services] == [
+        ServiceState.RESTORED,
+        ServiceState.RESTORE_FAILED,
+        ServiceState.RESTORED,
+        ServiceState.RESTORED,
+    ]
+    assert {n: actuator.store.exposures[n] for n in ("a", "c", "d")} == {
+        n: before[n] for n in ("a", "c", "d")
+    }
+    restores = [c for c in actuator.store.calls if (c.idempotency_key or "").endswith("/restore")]
+    assert [c.status for c in restores if c.service == "a"] == [503, 200]
+    assert [c.status for c in restores if c.service == "b"] == [403]
+    # consumers first: d's wave is restored before any of the wave it depends on
+    assert restores[0].service == "d" and {c.service for c in restores[1:4]} == {"a", "b", "c"}
+    # one local activity per wave; only the retryable failure went on to a durable activity
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert sum(e.marker_recorded_event_attributes.marker_name == "core_local_activity" for e in markers) == 2
+    assert _restore_activities(history) == {"a"}
+
+
 async def test_rollouts_sharing_a_service_never_overlap(
     client: Client, actuator: ActuatorServer, rollout_id: str
 ) -> None:
