@@ -44,10 +44,11 @@ def _bad_served(s: Scenario, st: Stream, until: int) -> float:
 
 def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any]]:
     rng = np.random.default_rng(s.seed)
+    histogram_rng = np.random.default_rng([s.seed, 1])
     decisions: dict[str, list[int | None]] = {x.name: [] for x in strategies}
     served: dict[str, list[float]] = {x.name: [] for x in strategies}
     for _ in range(s.repetitions):
-        stream = generate(s, rng)
+        stream = generate(s, rng, histogram_rng)
         for strategy in strategies:
             tick = strategy.run(s, stream)
             decisions[strategy.name].append(tick)

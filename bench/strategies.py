@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import TypeAdapter
 
-from bench.streams import TICK, Scenario, Stream
+from bench.streams import BUCKETS_MS, TICK, Scenario, Stream
 from shiprail.gates import GateContext, GateTracker, QueryResult, gate_queries, judge
 from shiprail.gates.stats import hodges_lehmann
 from shiprail.plan.models import Gate
@@ -162,23 +162,13 @@ SHIPRAIL_GATES: dict[str, dict[str, object]] = {
         "interval": "10s",
         "on_no_data": "wait",
     },
-    "slow": {
+    "latency": {
         "type": "compare",
-        "good": "fast",
-        "total": "requests",
+        "histogram": 'http_request_duration_seconds_bucket{version="{{version}}"}',
         "max_increase": 0.2,
         "initial_delay": "1m",
         "interval": "10s",
         "on_no_data": "wait",
-    },
-    "p99": {
-        "type": "compare",
-        "query": "p99",
-        "max_increase": 0.1,
-        "min_samples": 5,
-        "initial_delay": "1m",
-        "interval": "1m",
-        "inconclusive_limit": 10,
     },
 }
 
@@ -202,9 +192,21 @@ def _minute_p99(st: Stream, arm: int) -> list[tuple[int, float]]:
 
 def _cumulative(st: Stream, name: str, column: np.ndarray) -> np.ndarray:
     if name not in st.extras:
-        st.extras[name] = np.concatenate([np.zeros((2, 1)), np.cumsum(column, axis=1)], axis=1)
+        zeros = np.zeros((*column.shape[:-1], 1))
+        st.extras[name] = np.concatenate([zeros, np.cumsum(column, axis=-1)], axis=-1)
     cumulative: np.ndarray = st.extras[name]
     return cumulative
+
+
+def _histogram(st: Stream, arm: int, since: int, k: int) -> QueryResult:
+    """`sum by (le) (increase(_bucket[...]))` at tick k: requests within each bound, and +Inf."""
+    within = _cumulative(st, "within", st.within)[:, arm]
+    requests = _cumulative(st, "requests", st.requests)[arm]
+    by_label = {
+        f"{bound / 1000:g}": float(within[j, k] - within[j, since]) for j, bound in enumerate(BUCKETS_MS)
+    }
+    by_label["+Inf"] = float(requests[k] - requests[since])
+    return QueryResult(by_label=by_label)
 
 
 class Shiprail:
@@ -229,6 +231,8 @@ class Shiprail:
             }
         if st.missing[k - 1]:
             return {q: QueryResult() for q in queries}
+        if gate.type == "compare" and gate.histogram is not None:
+            return {q: _histogram(st, 0 if q == "canary" else 1, delay, k) for q in queries}
         counters = {"bad": st.errors, "good": st.fast, "total": st.requests}
         results = {}
         for q in queries:

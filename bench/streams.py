@@ -1,8 +1,9 @@
 """Synthetic canary/baseline metric streams, generated from a scenario's parameters.
 
 One stream is one canary step observed every 10 s: per arm, requests, errors and "slow"
-requests (slower than the latency SLO bound), and a per-tick p99 latency. Every strategy
-is replayed over the very same streams.
+requests (slower than the latency SLO bound), a per-tick p99 latency, and a latency
+histogram with the Prometheus client's default buckets. Every strategy is replayed over
+the very same streams.
 
 Realism that trips naive gates on good releases: common-mode shocks (both arms, e.g. a
 shared dependency hiccups), per-tick over-dispersion of error and latency rates, a short
@@ -22,6 +23,8 @@ import yaml
 from shiprail.plan.durations import parse_duration
 
 TICK = 10.0  # seconds per sample
+# The Prometheus client libraries' default histogram buckets, in milliseconds.
+BUCKETS_MS = (5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class Stream:
     p99_ms: np.ndarray
     missing: np.ndarray  # shape (ticks,), bool
     regression_tick: int
+    # shape (len(BUCKETS_MS), 2, ticks): requests within each bound, as `_bucket{le}` counts them
+    within: np.ndarray = field(default_factory=lambda: np.zeros((len(BUCKETS_MS), 2, 0)))
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,7 +103,11 @@ def _factor(s: Scenario, target: float, t: np.ndarray) -> np.ndarray:
     return 1.0 + (target - 1.0) * progress
 
 
-def generate(s: Scenario, rng: np.random.Generator) -> Stream:
+def generate(
+    s: Scenario, rng: np.random.Generator, histogram_rng: np.random.Generator | None = None
+) -> Stream:
+    """One stream. The histogram is drawn from `histogram_rng` (default: `rng`), so adding
+    it left every other column of a seeded corpus as it was."""
     n = s.ticks
     t = np.arange(n) * TICK
     swing = 0.5 * np.sin(2 * math.pi * t / s.duration) if s.diurnal else np.zeros(n)
@@ -136,15 +145,32 @@ def generate(s: Scenario, rng: np.random.Generator) -> Stream:
     # A tick's p99 as a histogram would report it: the true p99, blurred by how few requests it saw.
     blur = rng.normal(0.0, 1.0, size=(2, n)) * s.latency_sigma / np.sqrt(np.maximum(requests, 1)) * 3
     p99 = np.where(requests > 0, median * np.exp(2.326 * s.latency_sigma + blur), np.nan)
+    missing = rng.random(n) < s.missing
     return Stream(
         requests=requests,
         errors=errors,
         slow=slow,
         fast=fast,
         p99_ms=p99,
-        missing=rng.random(n) < s.missing,
+        missing=missing,
         regression_tick=int(s.regression_start / TICK),
+        within=_histogram(s, requests, median, histogram_rng or rng),
     )
+
+
+def _histogram(s: Scenario, requests: np.ndarray, median: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cumulative bucket counts per arm and tick. Each arm's median also wobbles on its own
+    (cv = dispersion/6): two sets of pods are never exactly alike, and a test on thousands
+    of bucket counts would notice if they were."""
+    k = 1.0 / max(s.dispersion / 6, 1e-6) ** 2
+    arm_median = median * rng.gamma(k, 1.0 / k, size=median.shape)
+    bounds = np.log(np.array(BUCKETS_MS, dtype=float))[:, None, None]
+    cdf = _phi((bounds - np.log(arm_median)[None]) / s.latency_sigma)  # (buckets, 2, ticks)
+    edges = np.concatenate([np.zeros((1, *cdf.shape[1:])), cdf, np.ones((1, *cdf.shape[1:]))])
+    cells = np.clip(np.diff(edges, axis=0), 0.0, 1.0)
+    counts = rng.multinomial(requests, np.moveaxis(cells / cells.sum(axis=0), 0, -1))  # (2, ticks, buckets+1)
+    within: np.ndarray = np.moveaxis(np.cumsum(counts, axis=-1)[..., :-1], -1, 0)
+    return within
 
 
 def _phi(x: np.ndarray) -> np.ndarray:

@@ -42,20 +42,27 @@ class GateVerdict(BaseModel):
 
 @dataclass(frozen=True)
 class QuerySpec:
-    """An instant query, or a range query when `range_step` is set (samples over time)."""
+    """An instant query, or a range query when `range_step` is set (samples over time).
+
+    With `by`, the instant query may return one series per value of that label (`le` of a
+    histogram's buckets) and the result maps each value to its number.
+    """
 
     promql: str
     range_start: datetime | None = None
     range_step: timedelta | None = None
+    by: str | None = None
 
 
 @dataclass(frozen=True)
 class QueryResult:
-    """What came back: one number, a series of numbers, or an error (never raised)."""
+    """What came back: one number, a series of numbers, numbers by label, or an error
+    (never raised)."""
 
     value: float | None = None
     series: list[float] = field(default_factory=list)
     error: str | None = None
+    by_label: dict[str, float] = field(default_factory=dict)
 
     @property
     def missing(self) -> bool:

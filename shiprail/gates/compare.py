@@ -7,6 +7,12 @@ its share of traffic (moved by `max_increase`). The p-value is the
 running minimum over all looks, and it stays valid however often we look, so the gate can
 fail early without inflating false rollbacks.
 
+Histogram (`histogram`): the same test at every bucket bound of a latency histogram, on
+the requests slower than that bound, each at α divided by the number of bounds (Bonferroni),
+so a regression shows wherever in the distribution it is largest, with no bound picked in
+advance: a +20 % shift of the median moves the share slower than a bound near the median
+by half, while the share beyond an SLO bound far in the tail barely moves.
+
 Samples (`query`): a one-sided Mann–Whitney test on the two series over the step, with a
 Hodges–Lehmann shift that must clear a tolerance band, and alpha spent across the looks of
 the bake so repeated judgements do not inflate false rollbacks either.
@@ -40,6 +46,8 @@ from shiprail.gates.stats import (
 from shiprail.plan.models import CompareGate
 from shiprail.plan.templates import render
 
+_INF = "+Inf"
+
 
 def _versions(gate: CompareGate, ctx: GateContext) -> tuple[dict[str, str], dict[str, str]]:
     canary = ctx.template_values()
@@ -55,6 +63,11 @@ def queries(gate: CompareGate, ctx: GateContext) -> dict[str, QuerySpec]:
     # the release's steady state, and the sequential test would remember it for good.
     judged = max(ctx.elapsed - gate.initial_delay, timedelta(0))
     window = prom_range(judged)
+    if gate.histogram is not None:
+        return {
+            arm: QuerySpec(f"sum by (le) (increase({render(gate.histogram, values)}[{window}]))", by="le")
+            for arm, values in (("canary", canary), ("baseline", baseline))
+        }
     if gate.total is not None:
         kind, counter = ("bad", gate.bad) if gate.bad is not None else ("good", gate.good)
         assert counter is not None
@@ -91,6 +104,8 @@ def judge(
     for result in results.values():
         if result.error:
             return no_data(name, f"query failed: {result.error}")
+    if gate.histogram is not None:
+        return _judge_histogram(gate, name, results, memory)
     if gate.total is not None:
         return _judge_counts(gate, name, results, memory)
     return _judge_samples(gate, name, ctx, results, memory)
@@ -112,11 +127,10 @@ def _judge_counts(
         return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
     rho = c_total / (c_total + b_total)
     null_share = tolerated_share(rho, gate.max_increase)
-    p = sequential_p_value(b_bad, c_bad, null_share, gate.prior_strength, float(memory.get("min_p", 1.0)))
+    worse, p = _worse(c_bad, b_bad, null_share, gate.prior_strength, float(memory.get("min_p", 1.0)))
     memory["min_p"] = p
     c_rate, b_rate = c_bad / c_total, b_bad / b_total
     ratio = c_rate / b_rate if b_rate > 0 else (float("inf") if c_rate > 0 else 1.0)
-    worse = c_bad + b_bad > 0 and c_bad / (c_bad + b_bad) > null_share
     evidence = {
         "canary_errors": c_bad,
         "canary_requests": c_total,
@@ -146,6 +160,79 @@ def _judge_counts(
         reason=reason,
         evidence=evidence,
     )
+
+
+def _judge_histogram(
+    gate: CompareGate, name: str, results: dict[str, QueryResult], memory: dict[str, Any]
+) -> GateVerdict:
+    alpha = 1 - gate.confidence
+    canary, baseline = results["canary"].by_label, results["baseline"].by_label
+    bounds = sorted((le for le in canary.keys() & baseline.keys() if le != _INF), key=float)
+    bound = (
+        f"canary's share slower than any bucket bound ≤ {1 + gate.max_increase:g}× baseline's (α={alpha:g})"
+    )
+    c_total, b_total = canary.get(_INF, 0.0), baseline.get(_INF, 0.0)
+    if not bounds or not c_total or not b_total:
+        return no_data(name, "no histogram traffic on the canary or the baseline", bound)
+    if c_total < gate.min_samples:
+        return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
+    level = alpha / len(bounds)
+    null_share = tolerated_share(c_total / (c_total + b_total), gate.max_increase)
+    seen: dict[str, float] = memory.setdefault("min_p", {})
+    worst: tuple[float, str, float, float] | None = None  # (p, le, canary share, baseline share)
+    for le in bounds:
+        c_bad, b_bad = max(round(c_total - canary[le]), 0), max(round(b_total - baseline[le]), 0)
+        worse, p = _worse(c_bad, b_bad, null_share, gate.prior_strength, seen.get(le, 1.0))
+        seen[le] = p
+        if worse and (worst is None or p < worst[0]):
+            worst = (p, le, c_bad / c_total, b_bad / b_total)
+    requests = f"{c_total + b_total:,.0f} requests"
+    if worst is None:
+        return GateVerdict(
+            gate=name,
+            status=Verdict.PASS,
+            value=1.0,
+            threshold=bound,
+            reason=f"canary no slower than baseline at any of {len(bounds)} bucket bounds after {requests}",
+            evidence={"canary_requests": c_total, "baseline_requests": b_total, "bounds": len(bounds)},
+        )
+    p, le, c_share, b_share = worst
+    ratio = c_share / b_share if b_share > 0 else float("inf")
+    evidence = {
+        "le": le,
+        "canary_share": c_share,
+        "baseline_share": b_share,
+        "canary_requests": c_total,
+        "baseline_requests": b_total,
+        "p_value": p,
+        "alpha_per_bound": level,
+    }
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    shares = f"{fmt_ratio(c_share)} of canary requests slower than le={le} vs baseline {fmt_ratio(b_share)}"
+    failed = p <= level
+    return GateVerdict(
+        gate=name,
+        status=Verdict.FAIL if failed else Verdict.PASS,
+        value=ratio if b_share > 0 else None,
+        threshold=bound,
+        reason=f"{shares}, {p_text}{' ≤ ' + format(level, '.2g') if failed else ''} after {requests}",
+        evidence=evidence,
+    )
+
+
+def _worse(c_bad: int, b_bad: int, null_share: float, prior: float, previous: float) -> tuple[bool, float]:
+    """Whether the canary has more than its tolerated share of bad requests now, and the
+    running minimum p-value over the looks where it did.
+
+    The Bayes factor is two-sided: a canary clearly *better* than the tolerance also
+    drives it up. Remembering that p-value would fail the step at the first look where
+    noise tips the canary's share just over the line, so only worse looks count. That
+    keeps the test one-sided and no less valid: it can only fail on fewer paths.
+    """
+    worse = c_bad + b_bad > 0 and c_bad / (c_bad + b_bad) > null_share
+    if not worse:
+        return False, previous
+    return True, sequential_p_value(b_bad, c_bad, null_share, prior, previous)
 
 
 def _bad(values: dict[str, float | None], arm: str, total: float) -> int:

@@ -68,7 +68,7 @@ class PrometheusSource:
             try:
                 if spec.range_step is not None and spec.range_start is not None:
                     return self._range(spec, at)
-                return self._instant(spec.promql, at)
+                return self._instant(spec, at)
             except PrometheusApiClientException as exc:
                 error, permanent = _api_error(exc)
                 if permanent:
@@ -79,9 +79,9 @@ class PrometheusSource:
                 time.sleep(_BACKOFF * (attempt + 1))
         return QueryResult(error=error)
 
-    def _instant(self, promql: str, at: datetime) -> QueryResult:
-        result: Any = self._client.custom_query(promql, params={"time": at.timestamp()})
-        return _single_value(result)
+    def _instant(self, spec: QuerySpec, at: datetime) -> QueryResult:
+        result: Any = self._client.custom_query(spec.promql, params={"time": at.timestamp()})
+        return _single_value(result) if spec.by is None else _by_label(result, spec.by)
 
     def _range(self, spec: QuerySpec, at: datetime) -> QueryResult:
         assert spec.range_start is not None and spec.range_step is not None
@@ -118,6 +118,24 @@ def _single_value(result: Any) -> QueryResult:
             error=f"query returned {len(result)} series ({labels}…); a gate needs one: aggregate it with sum()"
         )
     return QueryResult(value=float(result[0]["value"][1]))
+
+
+def _by_label(result: Any, label: str) -> QueryResult:
+    by_label: dict[str, float] = {}
+    for series in result if isinstance(result, list) else []:
+        key = series.get("metric", {}).get(label) if isinstance(series, dict) else None
+        if key is None:
+            return QueryResult(
+                error=f"query returned a series without label {label!r}: aggregate it by ({label})"
+            )
+        if key in by_label:
+            return QueryResult(
+                error=f"query returned two series with {label}={key!r}: aggregate it by ({label})"
+            )
+        value = float(series["value"][1])
+        if math.isfinite(value):
+            by_label[key] = value
+    return QueryResult(by_label=by_label)
 
 
 def _api_error(exc: PrometheusApiClientException) -> tuple[str, bool]:

@@ -142,10 +142,12 @@ class LatencyGate(_GateBase):
 
 
 class CompareGate(_GateBase):
-    """Canary against baseline: counts (`bad` or `good`, with `total`) or samples (`query`).
+    """Canary against baseline: counts (`bad` or `good`, with `total`), a histogram, or
+    samples (`query`).
 
     `good` exists for histograms: requests faster than a bucket bound are a counter
-    (`_bucket{le="0.25"}`), the slow ones are not, so the gate subtracts.
+    (`_bucket{le="0.25"}`), the slow ones are not, so the gate subtracts. `histogram`
+    compares at every bucket bound at once, so no bound has to be picked in advance.
     """
 
     type: Literal["compare"]
@@ -153,6 +155,7 @@ class CompareGate(_GateBase):
     bad: Query | None = None
     good: Query | None = None
     total: Query | None = None
+    histogram: Query | None = Field(None, description="selector of a histogram's _bucket series")
     baseline_version: Query = "{{stable_version}}"
     max_increase: float = Field(0.0, ge=0, description="tolerated relative degradation")
     confidence: float = Field(0.99, gt=0.5, lt=1)
@@ -161,14 +164,22 @@ class CompareGate(_GateBase):
     @model_validator(mode="after")
     def _one_form(self) -> CompareGate:
         counts = self.bad is not None or self.good is not None or self.total is not None
-        if counts and self.query is not None:
-            raise ValueError("use either bad/good + total (counts) or query (samples), not both")
+        forms = [
+            f
+            for f, given in (("counts", counts), ("query", self.query), ("histogram", self.histogram))
+            if given
+        ]
+        if len(forms) > 1:
+            raise ValueError(
+                "use one of bad/good + total (counts), histogram, or query (samples); got "
+                + " and ".join(forms)
+            )
         if self.bad is not None and self.good is not None:
             raise ValueError("give bad or good, not both")
         if counts and (self.total is None or (self.bad is None and self.good is None)):
             raise ValueError("the counts form needs total and one of bad or good")
-        if not counts and self.query is None:
-            raise ValueError("a compare gate needs bad + total (counts) or query (samples)")
+        if not forms:
+            raise ValueError("a compare gate needs bad + total (counts), histogram, or query (samples)")
         return self
 
 

@@ -70,15 +70,20 @@ spec:
         histogram_quantile(0.5, sum by (le) (rate(
         http_request_duration_seconds_bucket{service="{{service}}",version="{{version}}"}[5s])))
       max_increase: 0.2
+    slower-than-stable:
+      type: compare
+      histogram: 'http_request_duration_seconds_bucket{service="{{service}}",version="{{version}}"}'
+      max_increase: 0.2
+      min_samples: 10
   services:
     - {name: payments, version: 2.4.0, actuator: {type: http, url: ROUTER},
-       gates: [error-ratio, burn, errors, p95, fast-enough, median-vs-stable]}
+       gates: [error-ratio, burn, errors, p95, fast-enough, median-vs-stable, slower-than-stable]}
     - {name: inventory, version: 3.1.0, actuator: {type: http, url: ROUTER},
-       gates: [error-ratio, burn, errors, p95, fast-enough, median-vs-stable]}
+       gates: [error-ratio, burn, errors, p95, fast-enough, median-vs-stable, slower-than-stable]}
 """
 
 ERROR_GATES = {"error-ratio", "burn", "errors"}
-LATENCY_GATES = {"p95", "fast-enough", "median-vs-stable"}
+LATENCY_GATES = {"p95", "fast-enough", "median-vs-stable", "slower-than-stable"}
 
 
 def _plan(rig: FleetRig, tmp_path: Path) -> Path:
@@ -151,6 +156,9 @@ def test_latency_gates_trip_on_a_slow_canary_and_a_good_canary_passes_everything
     slow = _verdicts(monkeypatch, capsys, plan, "inventory", since, expected)
     _assert_verdicts(slow, expected)
     assert float(slow["p95"]["value"]) > 0.25  # type: ignore[arg-type]
+    assert re.search(
+        r"of canary requests slower than le=[\d.]+ vs baseline", str(slow["slower-than-stable"]["reason"])
+    )
     all_pass = dict.fromkeys(LATENCY_GATES | ERROR_GATES, "pass")
     _assert_verdicts(_verdicts(monkeypatch, capsys, plan, "payments", since, all_pass, 30), all_pass)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import TypeAdapter
@@ -228,6 +228,15 @@ class TestCompareCounts:
         run(COMPARE, counts(41, 2000, 180, 18000), memory)  # later evidence looks fine
         assert memory["min_p"] == low
 
+    def test_evidence_that_the_canary_is_better_is_not_held_against_it(self) -> None:
+        # The Bayes factor is two-sided; a canary far better than the tolerance must not
+        # leave behind a p-value that fails it the moment noise tips it over the line.
+        tolerant = gate(type="compare", bad="b", total="t", max_increase=0.2)
+        memory: dict[str, Any] = {}
+        assert run(tolerant, counts(20, 1000, 900, 9000), memory).status is Verdict.PASS  # 2% vs 10%
+        hair_worse = run(tolerant, counts(270, 2000, 1800, 18000), memory)  # 13.5% vs 10%: 1.35×
+        assert hair_worse.status is Verdict.PASS and hair_worse.evidence["p_value"] > 0.01
+
     def test_no_traffic_is_inconclusive(self) -> None:
         assert run(COMPARE, counts(0, 0, 0, 1000)).status is Verdict.INCONCLUSIVE
         assert run(COMPARE, {**counts(0, 100, 0, 1000), "canary_total": ERROR}).status is Verdict.INCONCLUSIVE
@@ -263,6 +272,90 @@ class TestCompareSamples:
             ).status
             is Verdict.INCONCLUSIVE
         )
+
+
+def histogram(total: float, slower: dict[str, float]) -> QueryResult:
+    """Cumulative bucket counts from the share of requests slower than each bound."""
+    return QueryResult(by_label={**{le: total * (1 - share) for le, share in slower.items()}, "+Inf": total})
+
+
+class TestCompareHistogram:
+    G = gate(type="compare", histogram='h_bucket{version="{{version}}"}', max_increase=0.2)
+    # a lognormal around 60 ms: share of requests slower than each bound
+    STABLE: ClassVar[dict[str, float]] = {
+        "0.025": 0.96,
+        "0.05": 0.64,
+        "0.1": 0.15,
+        "0.25": 0.002,
+        "0.5": 0.0,
+        "1": 0.0,
+    }
+    SHIFTED: ClassVar[dict[str, float]] = {
+        "0.025": 0.98,
+        "0.05": 0.77,
+        "0.1": 0.26,
+        "0.25": 0.006,
+        "0.5": 0.0,
+        "1": 0.0,
+    }  # +20 %
+
+    def test_one_query_per_arm_by_bucket(self) -> None:
+        q = gate_queries(self.G, ctx())
+        assert set(q) == {"canary", "baseline"} and q["canary"].by == "le"
+        assert q["canary"].promql == 'sum by (le) (increase(h_bucket{version="2.0"}[120s]))'
+        assert 'version="1.0"' in q["baseline"].promql
+
+    def test_a_shift_near_the_median_fails_where_it_is_largest(self) -> None:
+        verdict = run(
+            self.G, {"canary": histogram(1000, self.SHIFTED), "baseline": histogram(9000, self.STABLE)}
+        )
+        assert verdict.status is Verdict.FAIL
+        assert (
+            verdict.evidence["le"] == "0.1" and "26% of canary requests slower than le=0.1" in verdict.reason
+        )
+        assert verdict.evidence["alpha_per_bound"] == pytest.approx(0.01 / 6)
+
+    def test_the_same_distribution_passes(self) -> None:
+        verdict = run(
+            self.G, {"canary": histogram(1000, self.STABLE), "baseline": histogram(9000, self.STABLE)}
+        )
+        assert verdict.status is Verdict.PASS
+
+    def test_a_shift_inside_the_tolerance_passes(self) -> None:
+        slightly = {le: min(share * 1.1, 1.0) for le, share in self.STABLE.items()}
+        verdict = run(self.G, {"canary": histogram(1000, slightly), "baseline": histogram(9000, self.STABLE)})
+        assert verdict.status is Verdict.PASS
+
+    def test_each_bound_keeps_its_own_running_minimum(self) -> None:
+        memory: dict[str, Any] = {}
+        run(
+            self.G,
+            {"canary": histogram(1000, self.SHIFTED), "baseline": histogram(9000, self.STABLE)},
+            memory,
+        )
+        low = dict(memory["min_p"])
+        assert set(low) == set(self.STABLE) and low["0.1"] < low["1"]
+        run(
+            self.G,
+            {"canary": histogram(2000, self.STABLE), "baseline": histogram(18000, self.STABLE)},
+            memory,
+        )
+        assert memory["min_p"] == low
+
+    def test_no_buckets_or_no_traffic_is_inconclusive(self) -> None:
+        assert run(self.G, {"canary": QueryResult(), "baseline": histogram(9000, self.STABLE)}).no_data
+        assert run(
+            self.G, {"canary": histogram(0, self.STABLE), "baseline": histogram(9000, self.STABLE)}
+        ).no_data
+        failed = {"canary": ERROR, "baseline": histogram(9000, self.STABLE)}
+        assert run(self.G, failed).status is Verdict.INCONCLUSIVE
+
+    @pytest.mark.parametrize(
+        "spec", [{"histogram": "h", "query": "q"}, {"histogram": "h", "bad": "b", "total": "t"}]
+    )
+    def test_one_form_only(self, spec: dict[str, str]) -> None:
+        with pytest.raises(ValueError, match="use one of"):
+            gate(type="compare", **spec)
 
 
 def verdict(status: Verdict, no_data: bool = False):  # type: ignore[no-untyped-def]
