@@ -201,7 +201,7 @@ def _cumulative(st: Stream, name: str, column: np.ndarray) -> np.ndarray:
 def _histogram(st: Stream, arm: int, since: int, k: int) -> QueryResult:
     """`sum by (le) (increase(_bucket[...]))` at tick k: requests within each bound, and +Inf."""
     within = _cumulative(st, "within", st.within)[:, arm]
-    requests = _cumulative(st, "requests", st.requests)[arm]
+    requests = _cumulative(st, "total", st.requests)[arm]  # the key `_results` gives it too
     by_label = {
         f"{bound / 1000:g}": float(within[j, k] - within[j, since]) for j, bound in enumerate(BUCKETS_MS)
     }

@@ -70,7 +70,7 @@ class Stream:
     missing: np.ndarray  # shape (ticks,), bool
     regression_tick: int
     # shape (len(BUCKETS_MS), 2, ticks): requests within each bound, as `_bucket{le}` counts them
-    within: np.ndarray = field(default_factory=lambda: np.zeros((len(BUCKETS_MS), 2, 0)))
+    within: np.ndarray
     extras: dict[str, Any] = field(default_factory=dict)
 
 

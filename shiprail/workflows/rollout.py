@@ -525,7 +525,7 @@ class RolloutWorkflow:
         for request in requests:
             error = errors.get(request.service)
             if error is None:
-                self._restored(request.service)
+                self._restored(request)
             elif error.rejected:
                 self._restore_failed(request.service, str(error.error))
             else:
@@ -537,7 +537,7 @@ class RolloutWorkflow:
             if isinstance(result, BaseException):
                 self._restore_failed(request.service, result)
             else:
-                self._restored(request.service)
+                self._restored(request)
 
     async def _restore(self, name: str) -> None:
         """One service's restore as rollbacks recorded before `restore-waves-together` ran it."""
@@ -548,7 +548,7 @@ class RolloutWorkflow:
             request, self._restore_timeout(name), _restore_summary(request)
         ):
             await self._restore_durably(request)
-        self._restored(name)
+        self._restored(request)
 
     def _restore_request(self, name: str) -> SetExposure:
         s, original = self._settings[name], self._svc[name].original or Exposure(service=name)
@@ -574,15 +574,14 @@ class RolloutWorkflow:
             summary=_restore_summary(request),
         )
 
-    def _restored(self, name: str) -> None:
-        s, status = self._settings[name], self._svc[name]
+    def _restored(self, request: SetExposure) -> None:
+        name, status = request.service, self._svc[request.service]
         original = status.original or Exposure(service=name)
-        version = original.canary_version or original.stable_version or s.version
-        status.weight = original.weight if original.canary_version == s.version else 0.0
-        self._set_state(name, ServiceState.RESTORED, note=f"{original.weight:g}% {version}")
+        status.weight = original.weight if original.canary_version == self._settings[name].version else 0.0
+        self._set_state(name, ServiceState.RESTORED, note=f"{request.weight:g}% {request.version}")
         self._log(
             "restore",
-            f"{name} restored to {original.weight:g}% ({version})",
+            f"{name} restored to {request.weight:g}% ({request.version})",
             service=name,
             data=original.model_dump(),
         )

@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from shiprail.demo.scenarios import SCENARIOS
 from shiprail.status import Phase, RolloutStatus, ServiceState
 from shiprail.workflows.rollout import RolloutWorkflow
-from tests.e2e.conftest import FleetRig
+from tests.e2e.conftest import DEMO_PLAN, FleetRig
 from tests.workflow.helpers import control, eventually, finished, start, status_of, wait_status
 
 RigFactory = Callable[..., FleetRig]
@@ -67,6 +67,30 @@ async def test_bad_release_is_caught_by_its_gate_and_rolled_back(
     # Nothing untouched was ever actuated.
     untouched = {s.name for s in status.services if s.state is ServiceState.UNTOUCHED}
     assert not {c.service for c in rig.fleet.store.puts()} & untouched
+
+
+async def test_a_histogram_compare_gate_catches_a_slow_canary_during_a_rollout(
+    client: Client, worker: Worker, fleet_rig: RigFactory, rollout_id: str
+) -> None:
+    """The demo plan with `slow` compared at every bucket bound instead of at one."""
+    text = DEMO_PLAN.read_text()
+    one_bound = (
+        '      good: \'http_request_duration_seconds_bucket{service="{{service}}",version="{{version}}",le="0.25"}\'\n'
+        '      total: \'http_request_duration_seconds_count{service="{{service}}",version="{{version}}"}\'\n'
+    )
+    every_bound = '      histogram: \'http_request_duration_seconds_bucket{service="{{service}}",version="{{version}}"}\'\n'
+    # Without the absolute p95 backstop, only the histogram gate can catch the slow canary.
+    gates = "    gates: [errors, slow, error-ratio, p95-latency]\n"
+    assert one_bound in text and gates in text
+    text = text.replace(one_bound, every_bound).replace(gates, "    gates: [errors, slow, error-ratio]\n")
+    rig = fleet_rig("slow-inventory", plan_text=text)
+    assert rig.plan.spec.gates["slow"].histogram is not None  # type: ignore[union-attr]
+    status = await finished(await start(client, rig.plan, rollout_id))
+    assert status.phase is Phase.ROLLED_BACK, status.reason
+    assert {s: g for s, g in _failed_gates(status).items() if g} == {"inventory": ["slow"]}, status.reason
+    slow = next(g for s in status.services if s.name == "inventory" for g in s.gates if g.name == "slow")
+    assert "of canary requests slower than le=" in slow.reason, slow.reason
+    _assert_routers_restored(rig)
 
 
 async def test_provider_regression_seen_only_by_its_consumer_rolls_back_both(
