@@ -160,7 +160,7 @@ def _kind_problem(raw: Any) -> str | None:
         return "not a plan: expected a mapping with apiVersion, kind, metadata and spec"
     kind, api = raw.get("kind"), raw.get("apiVersion")
     if kind == "ReleaseTrain":
-        return "this is a ReleaseTrain, not a RolloutPlan: use `shiprail train`"
+        return "this is a ReleaseTrain, not a RolloutPlan: shiprail runs rollout plans only (no release trains yet)"
     if kind != "RolloutPlan" or api != API_VERSION:
         return (
             f"not a shiprail plan: expected apiVersion: {API_VERSION} and kind: RolloutPlan"

@@ -96,9 +96,11 @@ def test_yaml_number_version_is_refused_with_a_hint() -> None:
     assert "quote it" in str(caught.value)
 
 
-def test_release_train_file_is_pointed_to_train_command() -> None:
-    with pytest.raises(PlanError, match="shiprail train"):
+def test_a_release_train_file_is_named_as_such_without_pointing_to_a_missing_command() -> None:
+    with pytest.raises(PlanError, match="ReleaseTrain, not a RolloutPlan") as caught:
         parse_plan("apiVersion: shiprail/v1\nkind: ReleaseTrain\n")
+    assert "no release trains yet" in str(caught.value)
+    assert "shiprail train" not in str(caught.value)
 
 
 def test_lockstep_wave_must_share_steps() -> None:
