@@ -42,7 +42,8 @@ from shiprail.devstack.ports import free_port
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer
 from shiprail.plan import RolloutPlan, parse_plan
-from shiprail.workflows.rollout import RolloutInput, RolloutWorkflow, start_search_attributes
+from shiprail.workflows.inputs import RolloutInput
+from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
 
 PASSING_GATE = {"type": "threshold", "query": "vector(0)", "max": 1}
 # Real Prometheus evaluates the step's weight, so the gate fails at a chosen step.

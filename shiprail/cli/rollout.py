@@ -21,7 +21,8 @@ from shiprail.client import TASK_QUEUE, connect, connect_config
 from shiprail.errors import BadInput, ExitCode, Unreachable
 from shiprail.plan import RolloutPlan, load_plan
 from shiprail.status import AuditEntry, Phase, RolloutStatus
-from shiprail.workflows.rollout import ControlRequest, RolloutInput, RolloutWorkflow, start_search_attributes
+from shiprail.workflows.inputs import ControlRequest, RolloutInput
+from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
 
 Address = Annotated[str | None, typer.Option(help="Temporal address (default: env config / 127.0.0.1:7233)")]
 RolloutId = Annotated[str, typer.Argument(help="the rollout id printed by `start`", show_default=False)]

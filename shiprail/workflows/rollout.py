@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import (
@@ -27,7 +26,9 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from shiprail import visibility
+    # Not `from shiprail import visibility`: a submodule fetched as an attribute of the
+    # sandbox's fresh `shiprail` package is imported again for every workflow run.
+    import shiprail.visibility as visibility
     from shiprail.activities import actuation, locks
     from shiprail.activities import bake as bake_activity
     from shiprail.activities import budget as budget_activity
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         ServiceStatus,
         render_details,
     )
+    from shiprail.workflows.inputs import ControlRequest, RolloutInput
     from shiprail.workflows.lock import ServiceLockWorkflow
 
 T = TypeVar("T")
@@ -71,19 +73,6 @@ _RESTORE_RETRY = RetryPolicy(
 )
 _BAKE_HEARTBEAT = timedelta(seconds=10)
 _LOCK_POLL_MAX = timedelta(seconds=60)
-
-
-class RolloutInput(BaseModel):
-    plan: RolloutPlan
-    rollout_id: str
-    started_by: str = "unknown"
-    wait_for_locks: bool = True
-
-
-class ControlRequest(BaseModel):
-    actor: str
-    reason: str = ""
-    service: str | None = None
 
 
 class StepFailed(Exception):

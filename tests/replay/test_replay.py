@@ -7,15 +7,20 @@ when a new worker is deployed; a fresh run of each scenario guards the current c
 from __future__ import annotations
 
 import base64
+import gc
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHistory
 
 from shiprail.devstack.prometheus import PrometheusServer
+from shiprail.workflows import lock, rollout
 from tests.replay import history
 from tests.replay.scenarios import SCENARIOS, SECRET_ENV, SECRET_VALUE, Rig, new_id
 
@@ -48,6 +53,42 @@ async def test_a_changed_workflow_is_detected() -> None:
     histories = [WorkflowHistory.from_json(d["workflow_id"], d["history"]) for d in tampered]
     with pytest.raises(Exception, match=r"(?i)nondetermin"):
         await history.replay(histories[:1])
+
+
+async def test_a_replayed_rollout_re_imports_only_its_own_module() -> None:
+    """The sandbox runs every workflow run on a fresh import of its own module; anything
+    meant to be passed through but imported as a package attribute (`from shiprail import
+    x`) is executed again per run as well, which at hundreds of concurrent rollouts costs
+    the worker memory and start-up time."""
+    histories = history.load(history.HISTORIES / "rollback.json")
+    gc.collect()
+    gc.disable()  # a fresh module lives in a reference cycle: count it before it is collected
+    try:
+        before = _modules()
+        await history.replay(histories)
+        fresh = _modules() - before
+    finally:
+        gc.enable()
+    ours = {name for name in fresh if name.split(".")[0] == "shiprail"}
+    assert "shiprail.workflows.rollout" in ours  # the count sees what the sandbox imports
+    assert ours <= {"shiprail", "shiprail.workflows", "shiprail.workflows.rollout", "shiprail.workflows.lock"}
+
+
+@pytest.mark.parametrize("module", [rollout, lock], ids=lambda m: m.__name__)
+def test_a_workflow_module_builds_no_pydantic_model(module: ModuleType) -> None:
+    """Its own module runs again for every workflow run, and a model over the plan takes
+    milliseconds and over 20 KB to build: models live in passed-through modules."""
+    built_here = [
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
+    ]
+    assert built_here == []
+    assert rollout.RolloutInput.__module__ == "shiprail.workflows.inputs"  # the check sees imports
+
+
+def _modules() -> Counter[str]:
+    return Counter(o.__name__ for o in gc.get_objects() if type(o).__name__ == "module")
 
 
 @pytest.mark.usefixtures("worker")

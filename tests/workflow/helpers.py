@@ -13,7 +13,8 @@ from temporalio.client import Client, WorkflowHandle
 from shiprail.client import TASK_QUEUE
 from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.status import RolloutStatus
-from shiprail.workflows.rollout import ControlRequest, RolloutInput, RolloutWorkflow, start_search_attributes
+from shiprail.workflows.inputs import ControlRequest, RolloutInput
+from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
 from tests.helpers import plan_document
 
 # A PromQL expression whose value is the current weight: real Prometheus evaluates it, so a
