@@ -139,8 +139,7 @@ def _judge_counts(
         "p_value": p,
     }
     ratio_text = f"{ratio:.1f}× baseline" if b_rate > 0 else f"{fmt_ratio(c_rate)} vs baseline 0%"
-    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-    requests = f"{c_total + b_total:,.0f} requests"
+    p_text, requests = _p_text(p), _requests(c_total, b_total)
     if worse and p <= alpha:
         reason = f"canary {rate} {ratio_text}, {p_text} after {requests}"
         return GateVerdict(
@@ -186,7 +185,7 @@ def _judge_histogram(
         seen[le] = p
         if worse and (worst is None or p < worst[0]):
             worst = (p, le, c_bad / c_total, b_bad / b_total)
-    requests = f"{c_total + b_total:,.0f} requests"
+    requests = _requests(c_total, b_total)
     if worst is None:
         return GateVerdict(
             gate=name,
@@ -207,7 +206,7 @@ def _judge_histogram(
         "p_value": p,
         "alpha_per_bound": level,
     }
-    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    p_text = _p_text(p)
     shares = f"{fmt_ratio(c_share)} of canary requests slower than le={le} vs baseline {fmt_ratio(b_share)}"
     failed = p <= level
     return GateVerdict(
@@ -218,6 +217,14 @@ def _judge_histogram(
         reason=f"{shares}, {p_text}{' ≤ ' + format(level, '.2g') if failed else ''} after {requests}",
         evidence=evidence,
     )
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _requests(c_total: float, b_total: float) -> str:
+    return f"{c_total + b_total:,.0f} requests"
 
 
 def _worse(c_bad: int, b_bad: int, null_share: float, prior: float, previous: float) -> tuple[bool, float]:

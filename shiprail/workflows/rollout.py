@@ -534,7 +534,7 @@ class RolloutWorkflow:
         self._set_state(name, ServiceState.ROLLING_BACK, note=f"→ {request.weight:g}%")
         # Patched: rollbacks recorded before the local first attempt replay as they ran.
         if not workflow.patched("restore-locally-first") or not await _restore_locally(
-            request, self._restore_timeout(name), _restore_summary(request)
+            request, self._restore_timeout(name)
         ):
             await self._restore_durably(request)
         self._restored(request)
@@ -757,7 +757,7 @@ def _restore_summary(request: SetExposure) -> str:
     return f"restore {_change(request)}"
 
 
-async def _restore_locally(request: SetExposure, timeout: timedelta, summary: str) -> bool:
+async def _restore_locally(request: SetExposure, timeout: timedelta) -> bool:
     """One service's local first attempt, as rollbacks before `restore-waves-together` ran it;
     False when it should be retried durably."""
     try:
@@ -766,7 +766,7 @@ async def _restore_locally(request: SetExposure, timeout: timedelta, summary: st
             request,
             start_to_close_timeout=timeout,
             retry_policy=RetryPolicy(maximum_attempts=1),
-            summary=summary,
+            summary=_restore_summary(request),
         )
     except FailureError as exc:
         # A local activity's failure arrives unwrapped (no ActivityError around it).
