@@ -19,6 +19,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     actuation.read_exposure,
     actuation.set_exposure,
     actuation.set_exposures,
+    actuation.set_exposure_waves,
     bake.bake,
     budget.check_budget,
     locks.lock_holder,

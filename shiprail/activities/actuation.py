@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from shiprail.activities.types import ExposureOutcome, ReadExposure, SetExposure
+from shiprail.activities.types import ExposureOutcome, ExposureWaves, ReadExposure, SetExposure
 from shiprail.actuators import ExposureChange, PermanentActuatorError, for_config
 from shiprail.status import Exposure
 
@@ -42,11 +43,36 @@ async def set_exposure(request: SetExposure) -> None:
 async def set_exposures(requests: list[SetExposure]) -> list[ExposureOutcome]:
     """Apply every change at once, one attempt each, and report each one's outcome.
 
-    A rollback wave restores its services together: one activity instead of one per
-    service saves the worker a dispatch and a workflow activation per service. A failure
-    is reported, not raised, so the services that were restored stay known and only the
-    others are retried.
+    How a rollback restored each wave before `set_exposure_waves`; kept for rollbacks of
+    that release still running. A failure is reported, not raised, so the services that
+    were restored stay known and only the others are retried.
     """
+    return await _together(requests)
+
+
+@activity.defn
+async def set_exposure_waves(request: ExposureWaves) -> list[list[ExposureOutcome]]:
+    """Apply waves in order, each wave's changes together, one attempt each; report the
+    outcomes of the waves applied.
+
+    A rollback restores consumers before what they depend on, so a wave may start only
+    once the one before it is answered. Walking the waves here, back to back, saves a
+    workflow activation between every two. It starts no wave after one in which anything
+    failed, since the workflow retries that first, nor once `budget` has passed.
+    """
+    started = time.monotonic()
+    applied: list[list[ExposureOutcome]] = []
+    for wave in request.waves:
+        if applied and (
+            any(o.error is not None for o in applied[-1])
+            or time.monotonic() - started >= request.budget.total_seconds()
+        ):
+            break
+        applied.append(await _together(wave))
+    return applied
+
+
+async def _together(requests: list[SetExposure]) -> list[ExposureOutcome]:
     return list(await asyncio.gather(*(_outcome(r) for r in requests)))
 
 

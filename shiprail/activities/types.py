@@ -36,6 +36,14 @@ class ExposureOutcome(BaseModel):
     rejected: bool = False  # the actuator refused it: retrying cannot help
 
 
+class ExposureWaves(BaseModel):
+    """Waves of changes to apply in order, each wave's changes together; no wave is
+    started once `budget` has passed, nor after a wave in which a change failed."""
+
+    waves: list[list[SetExposure]]
+    budget: Duration
+
+
 class BakeRequest(BaseModel):
     """Evaluate `gates` every interval from `step_start` until the step is decided.
 

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         BakeResult,
         BudgetRequest,
         ExposureOutcome,
+        ExposureWaves,
         ReadExposure,
         SetExposure,
     )
@@ -72,6 +73,9 @@ _RESTORE_RETRY = RetryPolicy(
     non_retryable_error_types=[actuation.REJECTED],
 )
 _BAKE_HEARTBEAT = timedelta(seconds=10)
+# How long a rollback's local activity goes on starting waves: it holds the workflow task,
+# and with it every status query, until it returns.
+_LOCAL_RESTORE_BUDGET = timedelta(seconds=1)
 _LOCK_POLL_MAX = timedelta(seconds=60)
 
 
@@ -459,18 +463,13 @@ class RolloutWorkflow:
             return
         self._set_phase(Phase.ROLLING_BACK)
         self._log("phase", f"rolling back {', '.join(sorted(scope))}: {reason}")
-        for wave in reversed(self._waves):
-            members = [name for name in wave if name in scope]
-            if not members:
-                continue
-            # Patched: rollbacks recorded before waves were restored together replay as they ran.
-            if workflow.patched("restore-waves-together"):
-                await self._restore_wave(members)
-                continue
-            results = await asyncio.gather(*(self._restore(name) for name in members), return_exceptions=True)
-            for name, outcome in zip(members, results, strict=True):
-                if isinstance(outcome, BaseException):
-                    self._restore_failed(name, outcome)
+        waves = [members for wave in reversed(self._waves) if (members := [n for n in wave if n in scope])]
+        # Patched: rollbacks recorded before waves ran back to back replay as they ran.
+        if workflow.patched("restore-waves-back-to-back"):
+            await self._restore_waves(waves)
+        else:
+            for members in waves:
+                await self._restore_one_wave(members)
         left = [n for n in self._touched - scope if self._svc[n].state is not ServiceState.DONE]
         for name in left:
             self._svc[name].note = f"left at {self._svc[name].weight:g}% (outside rollback scope)"
@@ -481,16 +480,54 @@ class RolloutWorkflow:
         else:
             self._finish(Phase.ROLLED_BACK, reason)
 
-    async def _restore_wave(self, members: Sequence[str]) -> None:
-        """Restore one wave's services: one attempt for all of them together in the worker,
-        then a durable, retried activity for each one whose attempt failed but may succeed.
+    async def _restore_waves(self, waves: list[list[str]]) -> None:
+        """Restore wave after wave, consumers first: one attempt for each service in the
+        worker, then a durable, retried activity for each one whose attempt failed but may
+        succeed, before any later wave starts.
 
         A rollback is when seconds matter. A local activity runs in this worker inside the
-        current workflow task, so the wave costs the actuator's latency, not a server round
-        trip per activity and per workflow task; one activity for the whole wave saves a
-        dispatch and an activation per service on top. Anything but a refusal is retried
-        until `rollback.timeout`, with every attempt visible in the UI.
+        current workflow task, so it costs the actuator's latency, not a server round trip
+        per activity and per workflow task; one activity walking the waves back to back
+        saves a dispatch per service and an activation per wave on top. But it holds the
+        workflow task, and with it every status query and the UI's view, until it returns:
+        once `_LOCAL_RESTORE_BUDGET` has passed it starts no further wave, and the waves
+        left go through ordinary activities, which show in the UI as they run. Anything but
+        a refusal is retried until `rollback.timeout`, with every attempt visible in the UI.
         """
+        while waves:
+            requests = [[self._restore_request(name) for name in wave] for wave in waves]
+            for request in (r for wave in requests for r in wave):
+                self._set_state(request.service, ServiceState.ROLLING_BACK, note=f"→ {request.weight:g}%")
+            names = [name for wave in waves for name in wave]
+            try:
+                applied = await workflow.execute_local_activity(
+                    actuation.set_exposure_waves,
+                    ExposureWaves(waves=requests, budget=_LOCAL_RESTORE_BUDGET),
+                    start_to_close_timeout=_LOCAL_RESTORE_BUDGET + max(map(self._restore_timeout, names)),
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    summary="restore " + "; then ".join(", ".join(map(_change, wave)) for wave in requests),
+                )
+            except FailureError as exc:
+                # Which waves it reached is unknown: the first is retried, then the rest go on.
+                applied = [self._unapplied(requests[0], exc)]
+            for wave_requests, outcomes in zip(requests, applied, strict=False):
+                await self._settle_wave(wave_requests, outcomes)
+            if len(applied) < len(waves) and all(o.error is None for o in applied[-1]):
+                # Stopped by the budget: the actuator is slow, and the rest must show.
+                for wave_requests in requests[len(applied) :]:
+                    await self._restore_all_durably(wave_requests)
+                return
+            waves = waves[len(applied) :]
+
+    async def _restore_one_wave(self, members: Sequence[str]) -> None:
+        """One wave as rollbacks recorded before `restore-waves-back-to-back` ran it."""
+        # Patched: rollbacks recorded before waves were restored together replay as they ran.
+        if not workflow.patched("restore-waves-together"):
+            results = await asyncio.gather(*(self._restore(name) for name in members), return_exceptions=True)
+            for name, outcome in zip(members, results, strict=True):
+                if isinstance(outcome, BaseException):
+                    self._restore_failed(name, outcome)
+            return
         requests = [self._restore_request(name) for name in members]
         for request in requests:
             self._set_state(request.service, ServiceState.ROLLING_BACK, note=f"→ {request.weight:g}%")
@@ -502,14 +539,20 @@ class RolloutWorkflow:
                 retry_policy=RetryPolicy(maximum_attempts=1),
                 summary="restore " + ", ".join(_change(r) for r in requests),
             )
-            errors = {o.service: o for o in outcomes if o.error is not None}
         except FailureError as exc:
-            if isinstance(exc, TemporalCancelledError):
-                for name in members:
-                    self._restore_failed(name, exc)
-                return
-            # A local activity's failure arrives unwrapped: a timeout, or a worker-side error.
-            errors = {name: ExposureOutcome(service=name, error=_cause(exc)) for name in members}
+            outcomes = self._unapplied(requests, exc)
+        await self._settle_wave(requests, outcomes)
+
+    def _unapplied(self, requests: Sequence[SetExposure], exc: FailureError) -> list[ExposureOutcome]:
+        """Outcomes when the local activity itself failed: cancelled, nothing is retried;
+        otherwise (a timeout, a worker-side error, which arrive unwrapped) all of them are."""
+        cancelled = isinstance(exc, TemporalCancelledError)
+        return [ExposureOutcome(service=r.service, error=_cause(exc), rejected=cancelled) for r in requests]
+
+    async def _settle_wave(
+        self, requests: Sequence[SetExposure], outcomes: Sequence[ExposureOutcome]
+    ) -> None:
+        errors = {o.service: o for o in outcomes if o.error is not None}
         retried = []
         for request in requests:
             error = errors.get(request.service)
@@ -521,8 +564,11 @@ class RolloutWorkflow:
                 retried.append(request)
                 note = f"→ {request.weight:g}%, retrying: {error.error}"
                 self._set_state(request.service, ServiceState.ROLLING_BACK, note=note)
-        results = await asyncio.gather(*(self._restore_durably(r) for r in retried), return_exceptions=True)
-        for request, result in zip(retried, results, strict=True):
+        await self._restore_all_durably(retried)
+
+    async def _restore_all_durably(self, requests: Sequence[SetExposure]) -> None:
+        results = await asyncio.gather(*(self._restore_durably(r) for r in requests), return_exceptions=True)
+        for request, result in zip(requests, results, strict=True):
             if isinstance(result, BaseException):
                 self._restore_failed(request.service, result)
             else:

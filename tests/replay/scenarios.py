@@ -116,6 +116,18 @@ async def rollback_retried_restore(rig: Rig, rollout_id: str) -> tuple[Handle, P
         return handle, Phase.ROLLED_BACK
 
 
+async def rollback_slow_actuator(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    """Restores slower than the local activity's budget: the first wave in the worker, the
+    next through an ordinary activity."""
+    names = _names(rollout_id, "payments", "checkout")
+    with _actuator(*names) as actuator:
+        handle = await start(rig.client, _failing_pair(rig, actuator.url, names), rollout_id)
+        await wait_status(handle, lambda s: s.services[1].step >= 1, what="checkout rolling")
+        actuator.latency = 1.2
+        await handle.result()
+        return handle, Phase.ROLLED_BACK
+
+
 async def pause_resume(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     names = _names(rollout_id, "inventory")
     with _actuator(*names) as actuator:
@@ -196,6 +208,7 @@ SCENARIOS: dict[str, Scenario] = {
     "success": success,
     "rollback": rollback,
     "rollback_retried_restore": rollback_retried_restore,
+    "rollback_slow_actuator": rollback_slow_actuator,
     "pause_resume": pause_resume,
     "abort": abort,
     "approval_lockstep": approval_lockstep,

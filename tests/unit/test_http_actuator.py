@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
-from shiprail.activities.actuation import set_exposures
-from shiprail.activities.types import SetExposure
+from shiprail.activities.actuation import set_exposure_waves, set_exposures
+from shiprail.activities.types import ExposureWaves, SetExposure
 from shiprail.actuators import ActuatorError, ExposureChange, PermanentActuatorError, for_config
 from shiprail.demo.actuator import ActuatorServer
 from shiprail.plan.models import HttpActuator
@@ -63,19 +64,7 @@ async def test_a_batch_reports_each_change_without_losing_the_others(router: Act
         router.store.add(name, "1.0")
     router.store.fail("ledger", "PUT", status=403)
     router.store.fail("checkout", "PUT", status=503)
-    config = HttpActuator(type="http", url=router.url)
-    requests = [
-        SetExposure(
-            service=name,
-            actuator=config,
-            version="1.0",
-            weight=0,
-            rollout_id="r",
-            idempotency_key=f"r/{name}",
-        )
-        for name in ("payments", "ledger", "checkout")
-    ]
-    outcomes = await set_exposures(requests)
+    outcomes = await set_exposures(_restores(router, "payments", "ledger", "checkout"))
     assert [(o.service, o.rejected) for o in outcomes] == [
         ("payments", False),
         ("ledger", True),
@@ -87,3 +76,59 @@ async def test_a_batch_reports_each_change_without_losing_the_others(router: Act
         router.store.exposures["payments"].weight == 0
         and router.store.exposures["payments"].stable_version == "1.0"
     )
+
+
+def _restores(router: ActuatorServer, *services: str) -> list[SetExposure]:
+    config = HttpActuator(type="http", url=router.url)
+    return [
+        SetExposure(
+            service=name,
+            actuator=config,
+            version="1.0",
+            weight=0,
+            rollout_id="r",
+            idempotency_key=f"r/{name}",
+        )
+        for name in services
+    ]
+
+
+def _waves(router: ActuatorServer, *waves: list[str], budget: float = 60) -> ExposureWaves:
+    for name in (n for wave in waves for n in wave):
+        router.store.add(name, "1.0", canary_version="2.0", weight=50)
+    return ExposureWaves(waves=[_restores(router, *wave) for wave in waves], budget=timedelta(seconds=budget))
+
+
+def _put_order(router: ActuatorServer) -> list[str]:
+    return [c.service for c in router.store.calls if c.method == "PUT"]
+
+
+async def test_waves_are_applied_in_order(router: ActuatorServer) -> None:
+    # Consumers first: no change of a wave may reach the actuator before the wave before it is answered.
+    applied = await set_exposure_waves(_waves(router, ["c1", "c2"], ["b1", "b2", "b3"], ["a"]))
+    assert [[(o.service, o.error) for o in wave] for wave in applied] == [
+        [("c1", None), ("c2", None)],
+        [("b1", None), ("b2", None), ("b3", None)],
+        [("a", None)],
+    ]
+    order = _put_order(router)
+    assert (
+        sorted(order[:2]) == ["c1", "c2"] and sorted(order[2:5]) == ["b1", "b2", "b3"] and order[5:] == ["a"]
+    )
+    assert all(router.store.exposures[n].canary_version is None for n in ("c1", "b3", "a"))
+
+
+async def test_no_wave_starts_after_one_with_a_failure(router: ActuatorServer) -> None:
+    # The workflow retries the failed change first: the next wave must wait for it.
+    request = _waves(router, ["c"], ["b1", "b2"], ["a"])
+    router.store.fail("b2", "PUT", status=503)
+    applied = await set_exposure_waves(request)
+    assert [[o.service for o in wave] for wave in applied] == [["c"], ["b1", "b2"]]
+    assert applied[1][0].error is None and "HTTP 503" in str(applied[1][1].error)
+    assert "a" not in _put_order(router)
+
+
+async def test_no_wave_starts_once_the_budget_has_passed(router: ActuatorServer) -> None:
+    applied = await set_exposure_waves(_waves(router, ["c"], ["b"], ["a"], budget=0))
+    assert [[o.service for o in wave] for wave in applied] == [["c"]]
+    assert _put_order(router) == ["c"]

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from shiprail.demo.actuator import ActuatorServer
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer, temporal_binary
+from shiprail.plan import RolloutPlan
 from shiprail.status import Exposure, Phase, RolloutStatus, ServiceState
 from shiprail.workflows.rollout import RolloutWorkflow
 from tests.workflow.helpers import WEIGHT_GATE, control, make_plan, refused, start, status_of, wait_status
@@ -337,7 +338,8 @@ async def test_unrestorable_service_ends_rollback_failed(
         actuator.url,
         [{"name": "a", "gates": ["weight"]}],
         prometheus={"url": prometheus.url},
-        gates={"weight": WEIGHT_GATE},
+        # Two failed evaluations tolerated: the fault below is in place long before the restore.
+        gates={"weight": {**WEIGHT_GATE, "failure_limit": 2}},
         rollback={"timeout": "3s"},
         defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
     )
@@ -394,8 +396,7 @@ async def test_restores_run_in_the_worker_and_fall_back_to_a_retried_activity(
     assert restores_of_a == [503, 200]
     # `b` was restored by its local first attempt; only `a` needed the durable activity.
     assert _restore_activities(history) == {"a"}
-    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
-    assert sum(e.marker_recorded_event_attributes.marker_name == "core_local_activity" for e in markers) == 2
+    assert _local_activities(history) == 1
 
 
 async def test_a_rejected_restore_is_not_retried(
@@ -452,10 +453,80 @@ async def test_a_wave_is_restored_together_and_only_its_failures_are_retried(
     assert [c.status for c in restores if c.service == "b"] == [403]
     # consumers first: d's wave is restored before any of the wave it depends on
     assert restores[0].service == "d" and {c.service for c in restores[1:4]} == {"a", "b", "c"}
-    # one local activity per wave; only the retryable failure went on to a durable activity
-    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
-    assert sum(e.marker_recorded_event_attributes.marker_name == "core_local_activity" for e in markers) == 2
+    # one local activity for both waves; only the retryable failure went on to a durable activity
+    assert _local_activities(history) == 1
     assert _restore_activities(history) == {"a"}
+
+
+def _chain_failing_at_the_end(
+    actuator: ActuatorServer, prometheus: PrometheusServer
+) -> tuple[dict[str, Exposure], RolloutPlan]:
+    """`a` ← `b` ← `c`: three waves to restore; `c` fails its gate at 50 %."""
+    before = seed(actuator, "a", "b", "c")
+    plan = make_plan(
+        actuator.url,
+        [
+            {"name": "a"},
+            {"name": "b", "depends_on": ["a"]},
+            {"name": "c", "depends_on": ["b"], "gates": ["weight"]},
+        ],
+        prometheus={"url": prometheus.url},
+        gates={"weight": WEIGHT_GATE},
+        rollback={"timeout": "30s"},
+    )
+    return before, plan
+
+
+async def test_a_failed_restore_is_retried_before_the_next_wave_starts(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    before, plan = _chain_failing_at_the_end(actuator, prometheus)
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[2].step >= 1, what="c rolling")
+    actuator.store.fail("b", "PUT", status=503, times=1)
+    result = await handle.result()
+    history = await handle.fetch_history()
+
+    assert result.phase is Phase.ROLLED_BACK
+    assert actuator.store.exposures == before
+    restores = [
+        (c.service, c.status) for c in actuator.store.calls if (c.idempotency_key or "").endswith("/restore")
+    ]
+    assert restores == [("c", 200), ("b", 503), ("b", 200), ("a", 200)]
+    # the local activity stopped at `b`'s wave; after the retry, a second one restored `a`
+    assert _local_activities(history) == 2
+    assert _restore_activities(history) == {"b"}
+
+
+async def test_a_slow_rollback_shows_its_progress_as_it_goes(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    """A local activity holds the workflow task, and every status query, until it returns:
+    past its budget the waves left go through activities the UI sees one by one."""
+    before, plan = _chain_failing_at_the_end(actuator, prometheus)
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[2].step >= 1, what="c rolling")
+    actuator.latency = 1.2  # each change now outlasts the local activity's 1 s budget
+    midway = await wait_status(
+        handle,
+        lambda s: s.phase is Phase.ROLLING_BACK and s.services[2].state is ServiceState.RESTORED,
+        what="c restored while the rollback goes on",
+    )
+    assert midway.services[0].state is ServiceState.ROLLING_BACK
+    result = await handle.result()
+    assert result.phase is Phase.ROLLED_BACK
+    assert actuator.store.exposures == before
+    history = await handle.fetch_history()
+    assert _local_activities(history) == 1
+    assert _restore_activities(history) == {"a", "b"}
+
+
+def _local_activities(history: WorkflowHistory) -> int:
+    return sum(
+        e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    )
 
 
 async def test_rollouts_sharing_a_service_never_overlap(
