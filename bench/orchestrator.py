@@ -45,6 +45,7 @@ from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.workflows.inputs import RolloutInput
 from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
 
+PARTS = ("step", "rollback", "history", "scale")
 PASSING_GATE = {"type": "threshold", "query": "vector(0)", "max": 1}
 # Real Prometheus evaluates the step's weight, so the gate fails at a chosen step.
 FAILING_GATE = {"type": "threshold", "query": "vector({{weight}})", "max": 20, "inconclusive_limit": 0}
@@ -160,6 +161,7 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
     waves, width = 4, 5
     actuator = ActuatorServer(latency=latency_ms / 1000).start()
     latencies: list[float] = []
+    by_wave: list[list[float]] = []  # per run: when each wave's last restore landed
     try:
         for r in range(repetitions):
             names = [[f"rb{r}-w{w}-{i}" for i in range(width)] for w in range(waves)]
@@ -191,11 +193,12 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
                 and service == failing
                 and event == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
             )
-            touched = {n for wave in names for n in wave}
-            restores = [c.time for c in actuator.store.puts() if c.service in touched and c.version == "1.0"]
-            if len(restores) != waves * width:
-                raise RuntimeError(f"expected {waves * width} restores, saw {len(restores)}")
-            latencies.append(1000 * (max(restores) - failed_at))
+            restored = {c.service: c.time for c in actuator.store.puts() if c.version == "1.0"}
+            done = [max(restored.get(n, float("nan")) for n in wave) for wave in reversed(names)]
+            if len([n for wave in names for n in wave if n in restored]) != waves * width:
+                raise RuntimeError(f"expected {waves * width} restores, saw {len(restored)}")
+            by_wave.append([1000 * (t - failed_at) for t in done])
+            latencies.append(by_wave[-1][-1])
     finally:
         actuator.stop()
     floor = waves * latency_ms
@@ -209,6 +212,7 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
         "max_ms": max(latencies),
         "ratio_to_floor": median / floor,
         "runs": len(latencies),
+        "wave_done_median_ms": [statistics.median(run[w] for run in by_wave) for w in range(waves)],
     }
 
 
@@ -412,18 +416,21 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         ),
     ):
         stack = Stack(await connect(temporal.address), prometheus.url, worker)
-        print("(a) step overhead …", flush=True)
-        results["step_overhead"] = await step_overhead(stack, rollouts=args.step_rollouts, steps=20)
-        print(f"    {results['step_overhead']}", flush=True)
-        print("(b) rollback latency …", flush=True)
-        results["rollback"] = await rollback_latency(stack, args.rollback_runs, args.actuator_latency_ms)
-        print(f"    {results['rollback']}", flush=True)
-        print("(d) history …", flush=True)
-        results["history"] = await history_size(stack, services=50, steps=10)
-        results["history"]["by_bake_length"] = await bake_length_independence(stack)
-        print(f"    {results['history']}", flush=True)
+        if "step" in args.parts:
+            print("(a) step overhead …", flush=True)
+            results["step_overhead"] = await step_overhead(stack, rollouts=args.step_rollouts, steps=20)
+            print(f"    {results['step_overhead']}", flush=True)
+        if "rollback" in args.parts:
+            print("(b) rollback latency …", flush=True)
+            results["rollback"] = await rollback_latency(stack, args.rollback_runs, args.actuator_latency_ms)
+            print(f"    {results['rollback']}", flush=True)
+        if "history" in args.parts:
+            print("(d) history …", flush=True)
+            results["history"] = await history_size(stack, services=50, steps=10)
+            results["history"]["by_bake_length"] = await bake_length_independence(stack)
+            print(f"    {results['history']}", flush=True)
         results["scale"] = []
-        for n in args.scale:
+        for n in args.scale if "scale" in args.parts else []:
             print(f"(c) scale: {n} concurrent rollouts …", flush=True)
             results["scale"].append(await scale(stack, n))
             print(f"    {results['scale'][-1]}", flush=True)
@@ -431,21 +438,30 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    m, so, rb, h = results["machine"], results["step_overhead"], results["rollback"], results["history"]
+    m = results["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}.",
         "",
         "| measure | result | target |",
         "|---|---:|---:|",
-        f"| step overhead, median ({so['transitions']} transitions) | {so['median_ms']:.0f} ms | ≤ 50 ms |",
-        f"| step overhead, p99 | {so['p99_ms']:.0f} ms | |",
-        f"| rollback, {rb['services']} services in {rb['waves']} waves, {rb['actuator_latency_ms']:g} ms actuator"
-        f" (median of {rb['runs']}) | {rb['median_ms']:.0f} ms = {rb['ratio_to_floor']:.1f}× floor"
-        f" ({rb['floor_ms']:g} ms) | ≤ 1.5× floor |",
-        f"| history of {h['services']} services × {h['steps']} steps | {h['events']} events,"
-        f" {h['history_bytes'] / 1024:.0f} KiB | ≤ 51,200 events |",
-        f"| history events per service-step | {h['events_per_service_step']:.1f} | ≤ 15 |",
     ]
+    if so := results.get("step_overhead"):
+        lines += [
+            f"| step overhead, median ({so['transitions']} transitions) | {so['median_ms']:.0f} ms | ≤ 50 ms |",
+            f"| step overhead, p99 | {so['p99_ms']:.0f} ms | |",
+        ]
+    if rb := results.get("rollback"):
+        lines.append(
+            f"| rollback, {rb['services']} services in {rb['waves']} waves, {rb['actuator_latency_ms']:g} ms actuator"
+            f" (median of {rb['runs']}) | {rb['median_ms']:.0f} ms = {rb['ratio_to_floor']:.1f}× floor"
+            f" ({rb['floor_ms']:g} ms) | ≤ 1.5× floor |"
+        )
+    if h := results.get("history"):
+        lines += [
+            f"| history of {h['services']} services × {h['steps']} steps | {h['events']} events,"
+            f" {h['history_bytes'] / 1024:.0f} KiB | ≤ 51,200 events |",
+            f"| history events per service-step | {h['events_per_service_step']:.1f} | ≤ 15 |",
+        ]
     for sc in results["scale"]:
         lines.append(
             f"| {sc['rollouts']} concurrent 5×5 rollouts | {sc['wall_s']:.0f} s wall,"
@@ -462,6 +478,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-rollouts", type=int, default=5, help="20-step rollouts for step overhead")
     parser.add_argument("--rollback-runs", type=int, default=5)
     parser.add_argument("--actuator-latency-ms", type=float, default=10.0)
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure (default: all)"
+    )
     args = parser.parse_args(argv)
     results = asyncio.run(_main(args))
     print()
