@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import NoReturn
 
 import typer
@@ -14,6 +11,7 @@ from rich.markup import escape
 
 from shiprail.cli import plan as plan_cmd
 from shiprail.cli._console import err
+from shiprail.cli._signals import stop_on_sigterm
 from shiprail.errors import ExitCode, ShiprailError
 from shiprail.plan import PlanError
 
@@ -38,28 +36,6 @@ def _register_commands() -> None:
     demo.register(app)
 
 
-def _stop_on_sigterm() -> None:
-    """`kill` stops a command the way Ctrl-C does, so `dev` and `demo` take down the servers
-    they started instead of orphaning them.
-
-    SIGTERM runs whatever handles SIGINT at that moment rather than raising
-    KeyboardInterrupt itself: inside `asyncio.run` that handler cancels the main task and
-    the worker shuts down in order, whereas an exception raised at an arbitrary point in
-    the event loop can kill one of the worker's own tasks and leave its shutdown waiting
-    forever.
-    """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _as_ctrl_c)
-
-
-def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)
-        return
-    raise KeyboardInterrupt  # SIGINT is ignored (a background job of a script): stop anyway
-
-
 def main() -> None:
     """Console-script entry point: user errors become a message and an exit code."""
     _exit(run())
@@ -68,7 +44,7 @@ def main() -> None:
 def run() -> int:
     """Run the command line; return its exit code (for callers that must not exit)."""
     _register_commands()
-    _stop_on_sigterm()
+    stop_on_sigterm()
     try:
         app()
     except SystemExit as done:  # typer ends every command, and every usage error, this way

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shiprail.cli._console import out
+from shiprail.cli._signals import run
 from shiprail.cli.rollout import _watch, start_rollout
 from shiprail.cli.stack import default_state_dir
 from shiprail.client import connect, quiet_runtime
@@ -50,7 +51,7 @@ def demo(
     out.print(f"starting Temporal, Prometheus and the demo fleet (scenario [bold]{scenario}[/]) …")
     stack.start()
     try:
-        code = asyncio.run(_run(stack, plan_path, scenario, exit_at_end))
+        code = run(_run(stack, plan_path, scenario, exit_at_end))
     except KeyboardInterrupt:
         code = 130
     finally:

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shiprail.cli._console import err, out, print_json
+from shiprail.cli._signals import run
 from shiprail.errors import BadInput, ExitCode, Unreachable
 from shiprail.gates import PrometheusSource
 from shiprail.gates.dryrun import DryRunRow, evaluate_plan, pick_services
@@ -82,7 +83,7 @@ def stable_versions(services: list[ServiceSettings], given: str | None) -> dict[
     async def read_all() -> list[tuple[str, str]]:
         return await asyncio.gather(*(read(s) for s in services))
 
-    return dict(asyncio.run(read_all()))
+    return dict(run(read_all()))
 
 
 def run_dry_run(

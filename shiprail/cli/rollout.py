@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shiprail.cli._console import err, out, print_json
 from shiprail.cli._render import status_table
+from shiprail.cli._signals import run
 from shiprail.client import TASK_QUEUE, connect, connect_config
 from shiprail.errors import BadInput, ExitCode, Unreachable
 from shiprail.plan import RolloutPlan, load_plan
@@ -158,7 +159,7 @@ def start(
         out.print(f"rollout {rid} ended [bold]{status.phase.value}[/]: {status.reason}")
         return ExitCode.OK if status.phase is Phase.SUCCEEDED else ExitCode.ROLLOUT_FAILED
 
-    raise typer.Exit(asyncio.run(go()))
+    raise typer.Exit(run(go()))
 
 
 def status(
@@ -180,7 +181,7 @@ def status(
         else:
             out.print(status_table(current, ui_link(rollout_id, address)))
 
-    asyncio.run(go())
+    run(go())
 
 
 def list_rollouts(
@@ -228,7 +229,7 @@ def list_rollouts(
             )
         out.print(table if rows else "no rollouts match")
 
-    asyncio.run(go())
+    run(go())
 
 
 async def _control(rollout_id: str, address: str | None, update: Any, request: ControlRequest) -> str:
@@ -270,7 +271,7 @@ def _control_command(verb: str, update: Any, *, reason_required: bool) -> Any:
     ) -> None:
         if reason_required and not reason:
             raise BadInput(f"`{verb}` needs --reason: it is recorded in the audit log")
-        answer = asyncio.run(
+        answer = run(
             _control(rollout_id, address, update, ControlRequest(actor=actor(), reason=reason or ""))
         )
         out.print(answer)
@@ -293,7 +294,7 @@ def approve(
 ) -> None:
     """Approve the services waiting for approval (`approval: before_first_step | before_full`)."""
     request = ControlRequest(actor=actor(), reason=reason or "", service=service)
-    out.print(asyncio.run(_control(rollout_id, address, RolloutWorkflow.approve, request)))
+    out.print(run(_control(rollout_id, address, RolloutWorkflow.approve, request)))
 
 
 def audit(
@@ -315,7 +316,7 @@ def audit(
                 f"cannot read the audit log of {rollout_id}: {exc.message} (is a worker running?)"
             ) from None
 
-    entries = asyncio.run(go())
+    entries = run(go())
     if jsonl:
         for entry in entries:
             out.file.write(entry.model_dump_json() + "\n")

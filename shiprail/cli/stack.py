@@ -11,6 +11,7 @@ import platformdirs
 import typer
 
 from shiprail.cli._console import out
+from shiprail.cli._signals import run
 from shiprail.client import TASK_QUEUE, connect
 
 
@@ -35,7 +36,7 @@ def dev(
     try:
         out.print(f"Temporal dev server at [bold]{server.address}[/] (state in {state})")
         out.print(f"Web UI: [link={server.ui_url}]{server.ui_url}[/link]")
-        asyncio.run(
+        run(
             _run_worker(
                 server.address,
                 ready=lambda: out.print(f"Worker on task queue '{TASK_QUEUE}'. Press Ctrl-C to stop."),
@@ -55,7 +56,7 @@ def worker(
 ) -> None:
     """Run a worker on task queue `shiprail` against any Temporal (env config applies)."""
     try:
-        asyncio.run(
+        run(
             _run_worker(
                 address, task_queue, ready=lambda: out.print(f"worker polling task queue '{task_queue}'")
             )

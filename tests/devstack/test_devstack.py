@@ -44,7 +44,9 @@ def _temporal(*args: str, address: str) -> subprocess.CompletedProcess[str]:
 class _Dev:
     """`shiprail dev` in a child process with its output in a file."""
 
-    def __init__(self, state: Path, port: int, ui_port: int, log: Path) -> None:
+    def __init__(
+        self, state: Path, port: int, ui_port: int, log: Path, *, sigint_ignored: bool = False
+    ) -> None:
         self.address = f"127.0.0.1:{port}"
         self.ui = f"http://127.0.0.1:{ui_port}"
         self.log = log
@@ -63,6 +65,8 @@ class _Dev:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "COLUMNS": "200"},
+                # What a script's `shiprail dev &` inherits: SIGINT ignored.
+                preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
             )
 
     def wait_ready(self) -> None:
@@ -75,27 +79,29 @@ class _Dev:
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[Callable[[], _Dev]]:
+def dev(tmp_path: Path) -> Iterator[Callable[..., _Dev]]:
     started: list[_Dev] = []
     port, ui_port = free_port(), free_port()
 
-    def start() -> _Dev:
-        started.append(_Dev(tmp_path / "state", port, ui_port, tmp_path / f"dev-{len(started)}.log"))
+    def start(sigint_ignored: bool = False) -> _Dev:
+        log = tmp_path / f"dev-{len(started)}.log"
+        started.append(_Dev(tmp_path / "state", port, ui_port, log, sigint_ignored=sigint_ignored))
         started[-1].wait_ready()
         return started[-1]
 
     yield start
     for running in started:
         if running.process.poll() is None:
-            # Ctrl-C first: a SIGKILL would orphan the dev server it started.
+            # SIGTERM first (it stops `dev` whether or not SIGINT is ignored): a SIGKILL
+            # would orphan the dev server it started.
             try:
-                running.interrupt()
+                running.interrupt(signal.SIGTERM)
             except subprocess.TimeoutExpired:
                 running.process.kill()
 
 
 def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c_or_sigterm(
-    dev: Callable[[], _Dev],
+    dev: Callable[..., _Dev],
 ) -> None:
     first = dev()
     listed = _temporal("workflow", "list", address=first.address)
@@ -133,6 +139,15 @@ def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c_or_sigter
     # `kill` (a service manager's stop) tidies up like Ctrl-C does.
     assert second.interrupt(signal.SIGTERM) == 0, second.log.read_text()
     assert not port_in_use(int(second.address.rsplit(":", 1)[1])), "the dev server outlived SIGTERM"
+
+
+def test_dev_started_as_a_scripts_background_job_stops_on_sigterm(dev: Callable[..., _Dev]) -> None:
+    # asyncio turns only a default-handled SIGINT into a cancellation; SIGTERM must not
+    # depend on it, or the worker's shutdown can wedge and orphan the dev server.
+    background = dev(sigint_ignored=True)
+    assert background.interrupt(signal.SIGTERM) == 0, background.log.read_text()
+    assert "stopping" in background.log.read_text() and "Traceback" not in background.log.read_text()
+    assert not port_in_use(int(background.address.rsplit(":", 1)[1])), "the dev server outlived SIGTERM"
 
 
 def test_dev_on_a_busy_port_exits_3(tmp_path: Path) -> None:

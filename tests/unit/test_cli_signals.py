@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from shiprail.cli import _stop_on_sigterm
+from shiprail.cli._signals import _as_ctrl_c, run, stop_on_sigterm
 
 
 @pytest.fixture
 def sigterm_as_ctrl_c() -> Iterator[None]:
     before = signal.getsignal(signal.SIGTERM)
-    _stop_on_sigterm()
+    stop_on_sigterm()
     yield
     signal.signal(signal.SIGTERM, before)
 
@@ -58,3 +58,44 @@ def test_sigterm_stops_even_when_sigint_is_ignored() -> None:
             raise AssertionError("SIGTERM did not interrupt")
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """How a script starts a background job: `shiprail worker &`."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("sigterm_as_ctrl_c", "sigint_ignored")
+def test_sigterm_cancels_a_commands_main_task_even_when_sigint_is_ignored() -> None:
+    # asyncio cancels the main task on Ctrl-C only when SIGINT has its default handler;
+    # without it a KeyboardInterrupt at an arbitrary point could wedge a worker's shutdown.
+    unwound: list[str] = []
+
+    async def command() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            unwound.append("cancelled")
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        run(command())
+    assert unwound == ["cancelled"]
+    assert signal.getsignal(signal.SIGTERM) is _as_ctrl_c  # the loop's handler is gone, ours is back
+
+
+@pytest.mark.usefixtures("sigterm_as_ctrl_c")
+def test_a_command_that_absorbs_the_cancellation_returns_its_result() -> None:
+    async def command() -> str:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return "stopped cleanly"
+        return "not stopped"
+
+    assert run(command()) == "stopped cleanly"
