@@ -160,7 +160,6 @@ async def step_overhead(stack: Stack, rollouts: int, steps: int) -> dict[str, An
 async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) -> dict[str, Any]:
     waves, width = 4, 5
     actuator = ActuatorServer(latency=latency_ms / 1000).start()
-    latencies: list[float] = []
     by_wave: list[list[float]] = []  # per run: when each wave's last restore landed
     try:
         for r in range(repetitions):
@@ -194,14 +193,14 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
                 and event == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
             )
             restored = {c.service: c.time for c in actuator.store.puts() if c.version == "1.0"}
-            done = [max(restored.get(n, float("nan")) for n in wave) for wave in reversed(names)]
-            if len([n for wave in names for n in wave if n in restored]) != waves * width:
-                raise RuntimeError(f"expected {waves * width} restores, saw {len(restored)}")
-            by_wave.append([1000 * (t - failed_at) for t in done])
-            latencies.append(by_wave[-1][-1])
+            missing = [n for wave in names for n in wave if n not in restored]
+            if missing:
+                raise RuntimeError(f"not restored: {', '.join(missing)}")
+            by_wave.append([1000 * (max(restored[n] for n in wave) - failed_at) for wave in reversed(names)])
     finally:
         actuator.stop()
     floor = waves * latency_ms
+    latencies = [run[-1] for run in by_wave]
     median = statistics.median(latencies)
     return {
         "services": waves * width,

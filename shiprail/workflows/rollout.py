@@ -496,8 +496,12 @@ class RolloutWorkflow:
         """
         while waves:
             requests = [[self._restore_request(name) for name in wave] for wave in waves]
+            # One render of the details for all of them: 50 renders of a 50-service table
+            # would cost milliseconds before the first restore.
             for request in (r for wave in requests for r in wave):
-                self._set_state(request.service, ServiceState.ROLLING_BACK, note=f"→ {request.weight:g}%")
+                note = f"→ {request.weight:g}%"
+                self._set_state(request.service, ServiceState.ROLLING_BACK, note=note, refresh=False)
+            self._refresh()
             names = [name for wave in waves for name in wave]
             try:
                 applied = await workflow.execute_local_activity(
@@ -509,7 +513,7 @@ class RolloutWorkflow:
                 )
             except FailureError as exc:
                 # Which waves it reached is unknown: the first is retried, then the rest go on.
-                applied = [self._unapplied(requests[0], exc)]
+                applied = [_unapplied(requests[0], exc)]
             for wave_requests, outcomes in zip(requests, applied, strict=False):
                 await self._settle_wave(wave_requests, outcomes)
             if len(applied) < len(waves) and all(o.error is None for o in applied[-1]):
@@ -540,14 +544,8 @@ class RolloutWorkflow:
                 summary="restore " + ", ".join(_change(r) for r in requests),
             )
         except FailureError as exc:
-            outcomes = self._unapplied(requests, exc)
+            outcomes = _unapplied(requests, exc)
         await self._settle_wave(requests, outcomes)
-
-    def _unapplied(self, requests: Sequence[SetExposure], exc: FailureError) -> list[ExposureOutcome]:
-        """Outcomes when the local activity itself failed: cancelled, nothing is retried;
-        otherwise (a timeout, a worker-side error, which arrive unwrapped) all of them are."""
-        cancelled = isinstance(exc, TemporalCancelledError)
-        return [ExposureOutcome(service=r.service, error=_cause(exc), rejected=cancelled) for r in requests]
 
     async def _settle_wave(
         self, requests: Sequence[SetExposure], outcomes: Sequence[ExposureOutcome]
@@ -729,11 +727,14 @@ class RolloutWorkflow:
             )
         )
 
-    def _set_state(self, service: str, state: ServiceState, *, note: str | None = None) -> None:
+    def _set_state(
+        self, service: str, state: ServiceState, *, note: str | None = None, refresh: bool = True
+    ) -> None:
         self._svc[service].state = state
         if note is not None:
             self._svc[service].note = note
-        self._refresh()
+        if refresh:
+            self._refresh()
 
     def _set_phase(self, phase: Phase) -> None:
         self._status.phase = phase
@@ -797,6 +798,13 @@ def _stop_if_cancelled() -> None:
 
 def _change(request: SetExposure) -> str:
     return f"{request.service} → {request.weight:g}% ({request.version})"
+
+
+def _unapplied(requests: Sequence[SetExposure], exc: FailureError) -> list[ExposureOutcome]:
+    """Outcomes when the local activity itself failed: cancelled, nothing is retried;
+    otherwise (a timeout, a worker-side error, which arrive unwrapped) all of them are."""
+    cancelled = isinstance(exc, TemporalCancelledError)
+    return [ExposureOutcome(service=r.service, error=_cause(exc), rejected=cancelled) for r in requests]
 
 
 def _restore_summary(request: SetExposure) -> str:

@@ -6,7 +6,8 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,10 +22,16 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     signal.signal(signal.SIGTERM, before)
 
 
-@pytest.mark.usefixtures("sigterm_as_ctrl_c")
-def test_sigterm_inside_asyncio_cancels_the_main_task_like_ctrl_c() -> None:
-    # An exception raised at an arbitrary point of the event loop can kill a worker's own
-    # task and wedge its shutdown; cancelling the main task lets it unwind in order.
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """How a script starts a background job: `shiprail worker &`."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _unwinding_after_sigterm(runner: Callable[[Coroutine[Any, Any, None]], None]) -> list[str]:
+    """Run a command that is sent SIGTERM; report whether it was cancelled and unwound."""
     unwound: list[str] = []
 
     async def command() -> None:
@@ -36,8 +43,15 @@ def test_sigterm_inside_asyncio_cancels_the_main_task_like_ctrl_c() -> None:
             raise
 
     with pytest.raises(KeyboardInterrupt):
-        asyncio.run(command())
-    assert unwound == ["cancelled"]
+        runner(command())
+    return unwound
+
+
+@pytest.mark.usefixtures("sigterm_as_ctrl_c")
+def test_sigterm_inside_asyncio_cancels_the_main_task_like_ctrl_c() -> None:
+    # An exception raised at an arbitrary point of the event loop can kill a worker's own
+    # task and wedge its shutdown; cancelling the main task lets it unwind in order.
+    assert _unwinding_after_sigterm(asyncio.run) == ["cancelled"]
 
 
 @pytest.mark.usefixtures("sigterm_as_ctrl_c")
@@ -48,43 +62,19 @@ def test_sigterm_outside_asyncio_interrupts_like_ctrl_c() -> None:
         raise AssertionError("SIGTERM did not interrupt")
 
 
-@pytest.mark.usefixtures("sigterm_as_ctrl_c")
+@pytest.mark.usefixtures("sigterm_as_ctrl_c", "sigint_ignored")
 def test_sigterm_stops_even_when_sigint_is_ignored() -> None:
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)
-            raise AssertionError("SIGTERM did not interrupt")
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
-@pytest.fixture
-def sigint_ignored() -> Iterator[None]:
-    """How a script starts a background job: `shiprail worker &`."""
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    yield
-    signal.signal(signal.SIGINT, before)
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not interrupt")
 
 
 @pytest.mark.usefixtures("sigterm_as_ctrl_c", "sigint_ignored")
 def test_sigterm_cancels_a_commands_main_task_even_when_sigint_is_ignored() -> None:
     # asyncio cancels the main task on Ctrl-C only when SIGINT has its default handler;
     # without it a KeyboardInterrupt at an arbitrary point could wedge a worker's shutdown.
-    unwound: list[str] = []
-
-    async def command() -> None:
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            unwound.append("cancelled")
-            raise
-
-    with pytest.raises(KeyboardInterrupt):
-        run(command())
-    assert unwound == ["cancelled"]
+    assert _unwinding_after_sigterm(run) == ["cancelled"]
     assert signal.getsignal(signal.SIGTERM) is _as_ctrl_c  # the loop's handler is gone, ours is back
 
 

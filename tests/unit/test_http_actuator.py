@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -47,6 +50,31 @@ async def test_4xx_is_permanent_and_5xx_transient(router: ActuatorServer) -> Non
     router.store.fail("payments", "PUT", status=409)
     with pytest.raises(PermanentActuatorError, match="HTTP 409"):
         await actuator.apply(_change(10, "k1"))
+
+
+class _ImportWatch(importlib.abc.MetaPathFinder):
+    """Records every module Python goes looking for (one that imports finds in sys.modules is not looked for)."""
+
+    def __init__(self) -> None:
+        self.sought: list[str] = []
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        self.sought.append(name)
+
+
+async def test_a_call_searches_for_no_module(router: ActuatorServer) -> None:
+    # httpcore imports an optional module on every request; if it is missing, each call
+    # searches sys.path again (a failed import is not cached): about 1 ms per restore.
+    actuator = for_config(HttpActuator(type="http", url=router.url))
+    await actuator.apply(_change(10, "k0"))  # the first call may import what it needs
+    watch = _ImportWatch()
+    sys.meta_path.insert(0, watch)
+    try:
+        for weight in (20, 50, 100):
+            await actuator.apply(_change(weight, f"k{weight}"))
+    finally:
+        sys.meta_path.remove(watch)
+    assert watch.sought == []
 
 
 async def test_calls_reuse_one_kept_alive_connection(router: ActuatorServer) -> None:
