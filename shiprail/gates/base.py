@@ -7,7 +7,7 @@ A gate type is a module with two functions:
 
 Neither does I/O; the Prometheus source runs the queries in between. `memory` is a small
 JSON-able dict a gate may keep from one evaluation to the next in the same step (the
-sequential test keeps its running minimum p-value there); it survives worker restarts
+sequential test keeps the largest e-value it has seen there); it survives worker restarts
 because the bake activity heartbeats it.
 """
 

@@ -2,16 +2,19 @@
 
 Counts (`bad` or `good`, and `total`): an anytime-valid sequential test (Lindon & Malek 2022)
 on bad requests, errors or requests slower than a histogram bucket. Bad requests of both
-arms since the step began are a Poisson process; under H0 the canary's share of them equals
-its share of traffic (moved by `max_increase`). The p-value is the
-running minimum over all looks, and it stays valid however often we look, so the gate can
-fail early without inflating false rollbacks.
+arms since the step began are a Poisson process; under H0 the canary's share of them is at
+most its share of traffic (moved by `max_increase`). The test's Bayes factor is an e-value;
+the p-value is 1 / its running maximum over all looks, and it stays valid however often we
+look, so the gate can fail early without inflating false rollbacks.
 
 Histogram (`histogram`): the same test at every bucket bound of a latency histogram, on
-the requests slower than that bound, each at α divided by the number of bounds (Bonferroni),
-so a regression shows wherever in the distribution it is largest, with no bound picked in
-advance: a +20 % shift of the median moves the share slower than a bound near the median
-by half, while the share beyond an SLO bound far in the tail barely moves.
+the requests slower than that bound, so a regression shows wherever in the distribution
+it is largest, with no bound picked in advance: a +20 % shift of the median moves the share
+slower than a bound near the median by half, while the share beyond an SLO bound far in the
+tail barely moves. The bounds' e-values are averaged: a good canary is good at every bound,
+and under that null the average is an e-value too. It needs no more evidence than a
+Bonferroni split (α per bound ÷ number of bounds) at the strongest bound, and less when
+neighbouring bounds see the same shift, as they do when a whole distribution moves.
 
 Samples (`query`): a one-sided Mann–Whitney test on the two series over the step, with a
 Hodges–Lehmann shift that must clear a tolerance band, and alpha spent across the looks of
@@ -37,9 +40,9 @@ from shiprail.gates.base import (
     too_few,
 )
 from shiprail.gates.stats import (
+    e_value,
     hodges_lehmann,
     mann_whitney_greater,
-    sequential_p_value,
     spent_alpha,
     tolerated_share,
 )
@@ -127,8 +130,9 @@ def _judge_counts(
         return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
     rho = c_total / (c_total + b_total)
     null_share = tolerated_share(rho, gate.max_increase)
-    worse, p = _worse(c_bad, b_bad, null_share, gate.prior_strength, float(memory.get("min_p", 1.0)))
-    memory["min_p"] = p
+    e_now = _worse_e_value(c_bad, b_bad, null_share, gate.prior_strength)
+    p = _running_p(memory, e_now)
+    worse = e_now > 0
     c_rate, b_rate = c_bad / c_total, b_bad / b_total
     ratio = c_rate / b_rate if b_rate > 0 else (float("inf") if c_rate > 0 else 1.0)
     evidence = {
@@ -175,27 +179,30 @@ def _judge_histogram(
         return no_data(name, "no histogram traffic on the canary or the baseline", bound)
     if c_total < gate.min_samples:
         return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
-    level = alpha / len(bounds)
     null_share = tolerated_share(c_total / (c_total + b_total), gate.max_increase)
-    seen: dict[str, float] = memory.setdefault("min_p", {})
-    worst: tuple[float, str, float, float] | None = None  # (p, le, canary share, baseline share)
+    e_values: dict[str, float] = {}
     for le in bounds:
         c_bad, b_bad = max(round(c_total - canary[le]), 0), max(round(b_total - baseline[le]), 0)
-        worse, p = _worse(c_bad, b_bad, null_share, gate.prior_strength, seen.get(le, 1.0))
-        seen[le] = p
-        if worse and (worst is None or p < worst[0]):
-            worst = (p, le, c_bad / c_total, b_bad / b_total)
+        e_values[le] = _worse_e_value(c_bad, b_bad, null_share, gate.prior_strength)
+    p = _running_p(memory, sum(e_values.values()) / len(bounds))
     requests = _requests(c_total, b_total)
-    if worst is None:
+    le = max(bounds, key=lambda b: e_values[b])
+    if e_values[le] == 0:
         return GateVerdict(
             gate=name,
             status=Verdict.PASS,
             value=1.0,
             threshold=bound,
             reason=f"canary no slower than baseline at any of {len(bounds)} bucket bounds after {requests}",
-            evidence={"canary_requests": c_total, "baseline_requests": b_total, "bounds": len(bounds)},
+            evidence={
+                "canary_requests": c_total,
+                "baseline_requests": b_total,
+                "bounds": len(bounds),
+                "p_value": p,
+            },
         )
-    p, le, c_share, b_share = worst
+    c_share = max(c_total - canary[le], 0) / c_total
+    b_share = max(b_total - baseline[le], 0) / b_total
     ratio = c_share / b_share if b_share > 0 else float("inf")
     evidence = {
         "le": le,
@@ -203,18 +210,17 @@ def _judge_histogram(
         "baseline_share": b_share,
         "canary_requests": c_total,
         "baseline_requests": b_total,
+        "bounds": len(bounds),
         "p_value": p,
-        "alpha_per_bound": level,
     }
-    p_text = _p_text(p)
     shares = f"{fmt_ratio(c_share)} of canary requests slower than le={le} vs baseline {fmt_ratio(b_share)}"
-    failed = p <= level
+    failed = p <= alpha
     return GateVerdict(
         gate=name,
         status=Verdict.FAIL if failed else Verdict.PASS,
         value=ratio if b_share > 0 else None,
         threshold=bound,
-        reason=f"{shares}, {p_text}{' ≤ ' + format(level, '.2g') if failed else ''} after {requests}",
+        reason=f"{shares}, {_p_text(p)} over {len(bounds)} bounds after {requests}",
         evidence=evidence,
     )
 
@@ -227,19 +233,22 @@ def _requests(c_total: float, b_total: float) -> str:
     return f"{c_total + b_total:,.0f} requests"
 
 
-def _worse(c_bad: int, b_bad: int, null_share: float, prior: float, previous: float) -> tuple[bool, float]:
-    """Whether the canary has more than its tolerated share of bad requests now, and the
-    running minimum p-value over the looks where it did.
+def _worse_e_value(c_bad: int, b_bad: int, null_share: float, prior: float) -> float:
+    """The e-value of this look if the canary has more than its tolerated share of bad
+    requests now, else 0.
 
-    The Bayes factor is two-sided: a canary clearly *better* than the tolerance also
-    drives it up. Remembering that p-value would fail the step at the first look where
-    noise tips the canary's share just over the line, so only worse looks count. That
-    keeps the test one-sided and no less valid: it can only fail on fewer paths.
+    Even one-sided, the Bayes factor can stay above 1/α for a while after the canary's
+    share has fallen back under the line; a look where it is not worse never fails the gate.
+    Zero is below any e-value, so dropping those looks keeps the test valid.
     """
     worse = c_bad + b_bad > 0 and c_bad / (c_bad + b_bad) > null_share
-    if not worse:
-        return False, previous
-    return True, sequential_p_value(b_bad, c_bad, null_share, prior, previous)
+    return e_value(b_bad, c_bad, null_share, prior) if worse else 0.0
+
+
+def _running_p(memory: dict[str, Any], e_now: float) -> float:
+    """1 / the largest e-value seen at any look of this bake, kept in the gate's memory."""
+    memory["e_max"] = max(float(memory.get("e_max", 0.0)), e_now)
+    return min(1.0, 1.0 / memory["e_max"]) if memory["e_max"] > 0 else 1.0
 
 
 def _bad(values: dict[str, float | None], arm: str, total: float) -> int:

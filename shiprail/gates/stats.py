@@ -36,14 +36,34 @@ def poisson_log_bayes_factor(n_baseline: int, n_canary: int, rho: float, prior_s
     )
 
 
-def sequential_p_value(
-    n_baseline: int, n_canary: int, rho: float, prior_strength: float, previous: float = 1.0
-) -> float:
-    """Always-valid p-value: the running minimum of min(1, 1/BF) over all looks so far."""
+def one_sided_log_bayes_factor(n_baseline: int, n_canary: int, rho: float, prior_strength: float) -> float:
+    """The same Bayes factor with the prior kept only where the canary is *worse* (share > ρ).
+
+    A gate only ever rolls back a canary that is worse, so prior mass on shares below ρ is
+    evidence spent on an alternative no one acts on. Truncating the Beta prior to θ > ρ
+    scales the factor by P(θ > ρ | data) / P(θ > ρ): up to about 2.5× more evidence from the
+    same counts once the canary is clearly worse, and much less when it is clearly better.
+    Each likelihood ratio θ/ρ with θ > ρ is a supermartingale whenever the true share is ≤ ρ,
+    so the mixture stays anytime-valid against the whole one-sided null, not just θ = ρ.
+    """
+    from scipy.special import betaincc
+
+    full = poisson_log_bayes_factor(n_baseline, n_canary, rho, prior_strength)
+    a, b = prior_strength * rho, prior_strength * (1 - rho)
+    posterior = float(betaincc(a + n_canary, b + n_baseline, rho))
+    if posterior <= 0.0:
+        return -math.inf
+    return full + math.log(posterior) - math.log(float(betaincc(a, b, rho)))
+
+
+def e_value(n_baseline: int, n_canary: int, rho: float, prior_strength: float) -> float:
+    """The one-sided Bayes factor as an e-value: under H0 its running maximum exceeds 1/α
+    with probability at most α, however often it is looked at (Ville's inequality), and an
+    average of e-values is an e-value. Capped where `exp` would overflow; any such value rejects.
+    """
     if n_baseline + n_canary == 0:
-        return previous
-    log_bf = poisson_log_bayes_factor(n_baseline, n_canary, rho, prior_strength)
-    return min(previous, 1.0, math.exp(-log_bf) if log_bf < 700 else 0.0)
+        return 1.0
+    return math.exp(min(one_sided_log_bayes_factor(n_baseline, n_canary, rho, prior_strength), 700.0))
 
 
 def hodges_lehmann(

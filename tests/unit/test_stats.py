@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
-from shiprail.gates.stats import sequential_p_value, spent_alpha, tolerated_share
+from shiprail.gates.stats import (
+    e_value,
+    one_sided_log_bayes_factor,
+    poisson_log_bayes_factor,
+    spent_alpha,
+    tolerated_share,
+)
 
 
-def _simulate(rate_ratio: float, runs: int, looks: int, seed: int) -> float:
+def _simulate(rate_ratio: float, runs: int, looks: int, seed: int, alpha: float = 0.01) -> float:
     """Share of runs rejected at any of `looks` looks (canary share 10% of traffic)."""
     rng = np.random.default_rng(seed)
     rho, base_rate, per_look = 0.1, 0.01, 2000
     rejected = 0
     for _ in range(runs):
         c_err = b_err = 0
-        p = 1.0
         for _ in range(looks):
             c_err += rng.poisson(per_look * rho * base_rate * rate_ratio)
             b_err += rng.poisson(per_look * (1 - rho) * base_rate)
-            p = sequential_p_value(b_err, c_err, rho, 100.0, p)
-            if p <= 0.01 and c_err / max(c_err + b_err, 1) > rho:
+            if e_value(b_err, c_err, rho, 10.0) >= 1 / alpha:
                 rejected += 1
                 break
     return rejected / runs
@@ -29,8 +36,41 @@ def test_false_rejections_stay_below_alpha_despite_many_looks() -> None:
     assert _simulate(1.0, runs=400, looks=30, seed=7) <= 0.01
 
 
+def test_false_rejections_stay_below_alpha_at_a_loose_level_too() -> None:
+    # At α = 0.2 an invalid test shows within 400 runs: these runs reject 7.5 %; a z-test
+    # at every look rejects 62 %, and counting the prior's mass above ρ twice, 24.5 %.
+    assert _simulate(1.0, runs=400, looks=30, seed=8, alpha=0.2) <= 0.2
+
+
+def test_a_canary_better_than_tolerated_is_rejected_even_less() -> None:
+    # H0 is one-sided: a true share below ρ must not be rejected more often than ρ itself.
+    assert _simulate(0.8, runs=400, looks=30, seed=9, alpha=0.2) <= _simulate(
+        1.0, runs=400, looks=30, seed=9, alpha=0.2
+    )
+
+
 def test_doubled_error_rate_is_detected() -> None:
     assert _simulate(2.0, runs=200, looks=30, seed=11) >= 0.9
+
+
+def test_the_one_sided_factor_is_the_two_sided_one_where_the_canary_is_worse() -> None:
+    # 40 of 130 errors on a 10 % canary: the posterior has all its mass above ρ, so the
+    # truncated prior's factor is the full one divided by the prior's mass above ρ.
+    from scipy.special import betaincc
+
+    full, one_sided = (
+        poisson_log_bayes_factor(90, 40, 0.1, 10.0),
+        one_sided_log_bayes_factor(90, 40, 0.1, 10.0),
+    )
+    assert one_sided - full == pytest.approx(-math.log(float(betaincc(1.0, 9.0, 0.1))), rel=1e-6)
+    assert one_sided > full
+
+
+def test_a_clearly_better_canary_gives_no_evidence_against_it() -> None:
+    # 0 of 200 errors on a 10 % canary: the two-sided factor is huge, the one-sided tiny.
+    assert poisson_log_bayes_factor(200, 0, 0.1, 10.0) > 10
+    assert e_value(200, 0, 0.1, 10.0) < 0.1
+    assert e_value(0, 0, 0.1, 10.0) == 1.0
 
 
 def test_tolerated_share() -> None:
