@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from shiprail.activities import actuation, bake, budget, locks
+from shiprail.actuators.http import close_sessions
 from shiprail.client import TASK_QUEUE
 from shiprail.workflows.lock import ServiceLockWorkflow
 from shiprail.workflows.rollout import RolloutWorkflow
@@ -26,16 +28,23 @@ ACTIVITIES: list[Callable[..., Any]] = [
 ]
 
 
-def build_worker(
+@asynccontextmanager
+async def running_worker(
     client: Client, *, task_queue: str = TASK_QUEUE, max_concurrent_activities: int = 1000
-) -> Worker:
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=ACTIVITIES,
-        max_concurrent_activities=max_concurrent_activities,
-        # Baking activities learn of a cancellation (a sibling failed, a human aborted) at
-        # their next heartbeat; throttled to at most this, so rollbacks start promptly.
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
-    )
+) -> AsyncIterator[Worker]:
+    """A worker polling until the block ends; then, once its activities are done, the
+    actuators' pooled connections are closed."""
+    try:
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=ACTIVITIES,
+            max_concurrent_activities=max_concurrent_activities,
+            # Baking activities learn of a cancellation (a sibling failed, a human aborted) at
+            # their next heartbeat; throttled to at most this, so rollbacks start promptly.
+            max_heartbeat_throttle_interval=timedelta(seconds=1),
+        ) as worker:
+            yield worker
+    finally:
+        await close_sessions()

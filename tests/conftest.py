@@ -16,12 +16,13 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from shiprail.actuators.http import close_sessions
 from shiprail.client import connect
 from shiprail.demo.actuator import ActuatorServer
 from shiprail.devstack.ports import free_port
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer
-from shiprail.worker import build_worker
+from shiprail.worker import running_worker
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +38,16 @@ async def client(temporal_server: TemporalDevServer) -> Client:
     return await connect(temporal_server.address)
 
 
+@pytest_asyncio.fixture(scope="session", autouse=True)
+async def _actuator_sessions_closed() -> AsyncIterator[None]:
+    """Tests that call actuators without a worker leave a pooled session: close it."""
+    yield
+    await close_sessions()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def worker(client: Client) -> AsyncIterator[Worker]:
-    async with build_worker(client) as running:
+    async with running_worker(client) as running:
         yield running
 
 

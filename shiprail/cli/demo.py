@@ -61,7 +61,7 @@ def demo(
 
 
 async def _run(stack: DemoStack, plan_path: Path, scenario: str, exit_at_end: bool) -> int:
-    from shiprail.worker import build_worker
+    from shiprail.worker import running_worker
 
     plan = load_plan(plan_path)
     client = await connect(stack.temporal.address, runtime=quiet_runtime())
@@ -71,7 +71,7 @@ async def _run(stack: DemoStack, plan_path: Path, scenario: str, exit_at_end: bo
         f"Prometheus:       {stack.prometheus.url}  (scraping {len(stack.fleet.services)} services every 1s)"
     )
     out.print(f"router API:       {stack.fleet.router_url}")
-    async with build_worker(client):
+    async with running_worker(client):
         rollout_id = f"demo-{scenario}-{datetime.now(UTC):%H%M%S}"
         handle = await start_rollout(client, plan, rollout_id)
         link = f"{ui}/namespaces/{client.namespace}/workflows/{rollout_id}"

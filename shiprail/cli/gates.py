@@ -68,6 +68,7 @@ def stable_versions(services: list[ServiceSettings], given: str | None) -> dict[
     if given:
         return {s.name: given for s in services}
     from shiprail.actuators import for_config
+    from shiprail.actuators.http import close_sessions
 
     async def read(s: ServiceSettings) -> tuple[str, str]:
         try:
@@ -81,7 +82,10 @@ def stable_versions(services: list[ServiceSettings], given: str | None) -> dict[
         return s.name, exposure.stable_version or ""
 
     async def read_all() -> list[tuple[str, str]]:
-        return await asyncio.gather(*(read(s) for s in services))
+        try:
+            return await asyncio.gather(*(read(s) for s in services))
+        finally:
+            await close_sessions()
 
     return dict(run(read_all()))
 

@@ -68,10 +68,10 @@ def worker(
 async def _run_worker(
     address: str | None, task_queue: str = TASK_QUEUE, *, ready: Callable[[], None] = lambda: None
 ) -> None:
-    from shiprail.worker import build_worker
+    from shiprail.worker import running_worker
 
     client = await connect(address)
-    async with build_worker(client, task_queue=task_queue):
+    async with running_worker(client, task_queue=task_queue):
         ready()
         await asyncio.Event().wait()
 

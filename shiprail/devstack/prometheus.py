@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import httpx
+import requests
 
 from shiprail.devstack.ports import free_port, port_in_use
 from shiprail.devstack.process import ServerProcess
@@ -80,8 +80,8 @@ class PrometheusServer:
 
     def _ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
+            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except requests.RequestException:
             return False
 
     def _write_targets(self, targets: dict[str, dict[str, str]]) -> None:
@@ -96,7 +96,7 @@ class PrometheusServer:
         merged = dict(self._targets)
         merged.update({t: dict(labels or {}) for t in targets})
         self._write_targets(merged)
-        httpx.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
+        requests.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
 
     def wait_for_targets_up(self, targets: Iterable[str], timeout: float = 30.0) -> None:
         """Block until every target has been scraped successfully at least once."""
@@ -104,7 +104,7 @@ class PrometheusServer:
         deadline = time.monotonic() + timeout
         health: dict[str, str] = {}
         while time.monotonic() < deadline:
-            data = httpx.get(f"{self.url}/api/v1/targets", timeout=5).json()["data"]
+            data = requests.get(f"{self.url}/api/v1/targets", timeout=5).json()["data"]
             health = {t["scrapeUrl"].split("//")[1].split("/")[0]: t["health"] for t in data["activeTargets"]}
             if all(health.get(t) == "up" for t in wanted):
                 return

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+import requests
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from shiprail.devstack.ports import free_port, port_in_use
@@ -106,7 +106,7 @@ def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c_or_sigter
     first = dev()
     listed = _temporal("workflow", "list", address=first.address)
     assert listed.returncode == 0, listed.stderr
-    assert httpx.get(first.ui, timeout=10).status_code == 200
+    assert requests.get(first.ui, timeout=10).status_code == 200
     attributes = _temporal("operator", "search-attribute", "list", address=first.address).stdout
     for name in ("ShiprailPlan", "ShiprailPhase", "ShiprailServices", "ShiprailTrain"):
         assert name in attributes
@@ -189,13 +189,15 @@ def test_prometheus_launcher_scrapes_every_second_and_stops(tmp_path: Path) -> N
     prometheus = PrometheusServer(tmp_path / "prometheus")
     try:
         prometheus.start([f"127.0.0.1:{exporter_port}"])
-        config = httpx.get(f"{prometheus.url}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
+        config = requests.get(f"{prometheus.url}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
         assert "scrape_interval: 1s" in config
         prometheus.wait_for_targets_up([f"127.0.0.1:{exporter_port}"])
         hits.inc()
 
         def sees_42() -> bool:
-            answer = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": "launcher_test_hits_total"})
+            answer = requests.get(
+                f"{prometheus.url}/api/v1/query", params={"query": "launcher_test_hits_total"}
+            )
             result = answer.json()["data"]["result"]
             return bool(result) and float(result[0]["value"][1]) == 42
 

@@ -18,7 +18,7 @@ from shiprail.client import connect
 from shiprail.devstack.ports import free_port
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer
-from shiprail.worker import build_worker
+from shiprail.worker import running_worker
 from tests.replay import history
 from tests.replay.scenarios import SCENARIOS, Rig, new_id
 
@@ -31,7 +31,7 @@ async def _record(names: list[str]) -> None:
         prometheus.start()
         try:
             client = await connect(temporal.address)
-            async with build_worker(client):
+            async with running_worker(client):
                 rig = Rig(client, prometheus.url)
                 for name in names:
                     handle, expected = await SCENARIOS[name](rig, new_id(name))
