@@ -180,10 +180,10 @@ def _judge_histogram(
     if c_total < gate.min_samples:
         return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
     null_share = tolerated_share(c_total / (c_total + b_total), gate.max_increase)
-    e_values: dict[str, float] = {}
-    for le in bounds:
-        c_bad, b_bad = max(round(c_total - canary[le]), 0), max(round(b_total - baseline[le]), 0)
-        e_values[le] = _worse_e_value(c_bad, b_bad, null_share, gate.prior_strength)
+    slower = {
+        le: (max(round(c_total - canary[le]), 0), max(round(b_total - baseline[le]), 0)) for le in bounds
+    }
+    e_values = {le: _worse_e_value(c, b, null_share, gate.prior_strength) for le, (c, b) in slower.items()}
     p = _running_p(memory, sum(e_values.values()) / len(bounds))
     requests = _requests(c_total, b_total)
     le = max(bounds, key=lambda b: e_values[b])
@@ -201,8 +201,7 @@ def _judge_histogram(
                 "p_value": p,
             },
         )
-    c_share = max(c_total - canary[le], 0) / c_total
-    b_share = max(b_total - baseline[le], 0) / b_total
+    c_share, b_share = slower[le][0] / c_total, slower[le][1] / b_total
     ratio = c_share / b_share if b_share > 0 else float("inf")
     evidence = {
         "le": le,
