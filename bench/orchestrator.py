@@ -55,7 +55,7 @@ FAILING_GATE = {"type": "threshold", "query": "vector({{weight}})", "max": 20, "
 class Stack:
     client: Client
     prometheus: str
-    worker: subprocess.Popen[str]
+    worker_pid: int
 
 
 def _plan(
@@ -268,7 +268,7 @@ async def scale(stack: Stack, concurrent: int) -> dict[str, Any]:
         "workflow_tasks_per_s": tasks / wall,
         "failures": len(failures),
         "failure_examples": [str(f) for f in failures[:3]],
-        "worker_peak_rss_mb": _peak_rss_mb(stack.worker.pid),
+        "worker_peak_rss_mb": _peak_rss_mb(stack.worker_pid),
     }
 
 
@@ -312,7 +312,7 @@ async def history_size(stack: Stack, services: int, steps: int) -> dict[str, Any
             specs,
             stack.prometheus,
             {"ok": PASSING_GATE},
-            steps=[10 * (i + 1) for i in range(steps)],
+            steps=[round(100 * (i + 1) / steps, 2) for i in range(steps)],
             bake="1s",
             interval="1s",
         )
@@ -414,7 +414,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             worker,
         ),
     ):
-        stack = Stack(await connect(temporal.address), prometheus.url, worker)
+        stack = Stack(await connect(temporal.address), prometheus.url, worker.pid)
         if "step" in args.parts:
             print("(a) step overhead …", flush=True)
             results["step_overhead"] = await step_overhead(stack, rollouts=args.step_rollouts, steps=20)

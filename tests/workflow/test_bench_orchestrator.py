@@ -1,0 +1,49 @@
+"""A smoke run of every part of the orchestrator benchmark, tiny, on the session's servers.
+
+It checks that the benchmark still drives shiprail as the full run does and that what it
+reports holds together, not how fast anything is: those numbers live in bench/results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.orchestrator import Stack, history_size, rollback_latency, scale, step_overhead
+from shiprail.devstack.prometheus import PrometheusServer
+
+
+async def test_every_part_of_the_orchestrator_benchmark_runs(
+    client: Client, worker: Worker, prometheus: PrometheusServer
+) -> None:
+    stack = Stack(client, prometheus.url, worker_pid=os.getpid())
+    latency_ms = 5.0
+    # The parts use services of their own, so they can run at once.
+    step, rollback, history, concurrent = await asyncio.gather(
+        step_overhead(stack, rollouts=1, steps=3),
+        rollback_latency(stack, repetitions=1, latency_ms=latency_ms),
+        history_size(stack, services=3, steps=2),
+        scale(stack, 2),
+    )
+
+    assert step["transitions"] == 2
+    assert 0 < step["median_ms"] <= step["max_ms"]
+
+    assert (rollback["runs"], rollback["services"], rollback["floor_ms"]) == (1, 20, 4 * latency_ms)
+    # Consumers first: a wave's restores leave only once the wave before has been answered,
+    # so each wave lands at least one actuator latency after the one before it.
+    landed = rollback["wave_done_median_ms"]
+    assert landed[0] >= latency_ms
+    assert all(later - earlier >= latency_ms for earlier, later in itertools.pairwise(landed))
+    assert rollback["median_ms"] == landed[-1]
+
+    assert history["events"] == round(history["events_per_service_step"] * 6)
+    assert 0 < history["history_bytes"] < history["temporal_limits"]["bytes"]
+
+    assert concurrent["failures"] == 0, concurrent["failure_examples"]
+    assert concurrent["service_steps"] == 50 and concurrent["workflow_tasks"] > 0
+    assert concurrent["worker_peak_rss_mb"] > 0
