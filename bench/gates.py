@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from bench._cli import output_file, positive
 from bench.strategies import STRATEGIES, Strategy
-from bench.streams import TICK, Scenario, Stream, generate, load_corpus
+from bench.streams import TICK, CorpusError, Scenario, Stream, generate, load_corpus
 
 DEFAULT_CORPUS = Path(__file__).parent / "scenarios" / "default.yaml"
 
@@ -116,19 +117,23 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.gates", description=__doc__)
     parser.add_argument("--scenarios", type=Path, default=DEFAULT_CORPUS, help="a corpus YAML file")
-    parser.add_argument("--json", type=Path, help="write the full results here")
-    parser.add_argument("--repetitions", type=int, help="override every scenario's repetitions (smoke runs)")
+    parser.add_argument("--json", type=output_file, help="write the full results here")
+    parser.add_argument(
+        "--repetitions", type=positive, help="override every scenario's repetitions (smoke runs)"
+    )
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: every core)"
+        "--jobs", type=positive, default=os.cpu_count() or 1, help="processes (default: every core)"
     )
     args = parser.parse_args(argv)
     try:
         corpus = load_corpus(args.scenarios)
-    except (OSError, ValueError, TypeError) as exc:
-        parser.exit(2, f"error: {exc}\n")
+    except CorpusError as exc:
+        parser.exit(2, "".join(f"error: {issue}\n" for issue in exc.issues))
     if args.only:
         corpus = [s for s in corpus if args.only in s.name]
+        if not corpus:
+            parser.exit(2, f"error: --only: no scenario of {args.scenarios} has {args.only!r} in its name\n")
     if args.repetitions:
         corpus = [replace(s, repetitions=args.repetitions) for s in corpus]
     started = time.monotonic()

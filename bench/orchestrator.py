@@ -36,11 +36,13 @@ import yaml
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 
+from bench._cli import output_file, positive, positive_float
 from shiprail.client import TASK_QUEUE, connect
 from shiprail.demo.actuator import ActuatorServer, ExposureStore
 from shiprail.devstack.ports import free_port
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer
+from shiprail.errors import ShiprailError
 from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.workflows.inputs import RolloutInput
 from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
@@ -363,31 +365,29 @@ async def bake_length_independence(stack: Stack) -> dict[str, Any]:
 def _stack_processes(
     state: Path,
 ) -> Iterator[tuple[TemporalDevServer, PrometheusServer, subprocess.Popen[str]]]:
-    temporal = TemporalDevServer(state / "temporal", port=free_port(), ui_port=free_port())
-    prometheus = PrometheusServer(state / "prometheus")
-    temporal.start()
-    prometheus.start()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "shiprail", "worker", "--address", temporal.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "SHIPRAIL_LOG": "warning"},
-    )
-    try:
-        assert worker.stdout is not None
-        line = worker.stdout.readline()
-        if "polling" not in line:
-            raise RuntimeError(f"worker did not start: {line}{worker.stdout.read()}")
-        yield temporal, prometheus, worker
-    finally:
-        worker.terminate()
+    with (
+        TemporalDevServer(state / "temporal", port=free_port(), ui_port=free_port()) as temporal,
+        PrometheusServer(state / "prometheus") as prometheus,
+    ):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "shiprail", "worker", "--address", temporal.address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "SHIPRAIL_LOG": "warning"},
+        )
         try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        prometheus.stop()
-        temporal.stop()
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            if "polling" not in line:
+                raise RuntimeError(f"worker did not start: {line}{worker.stdout.read()}")
+            yield temporal, prometheus, worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 def _machine() -> dict[str, Any]:
@@ -472,16 +472,24 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.orchestrator", description=__doc__)
-    parser.add_argument("--json", type=Path, help="write the full results here")
-    parser.add_argument("--scale", type=int, nargs="*", default=[100, 500], help="concurrent rollouts")
-    parser.add_argument("--step-rollouts", type=int, default=5, help="20-step rollouts for step overhead")
-    parser.add_argument("--rollback-runs", type=int, default=5)
-    parser.add_argument("--actuator-latency-ms", type=float, default=10.0)
+    parser.add_argument("--json", type=output_file, help="write the full results here")
+    parser.add_argument("--scale", type=positive, nargs="*", default=[100, 500], help="concurrent rollouts")
+    parser.add_argument(
+        "--step-rollouts", type=positive, default=5, help="20-step rollouts for step overhead"
+    )
+    parser.add_argument("--rollback-runs", type=positive, default=5)
+    parser.add_argument("--actuator-latency-ms", type=positive_float, default=10.0)
     parser.add_argument(
         "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure (default: all)"
     )
     args = parser.parse_args(argv)
-    results = asyncio.run(_main(args))
+    try:
+        results = asyncio.run(_main(args))
+    except ShiprailError as exc:  # the dev server or Prometheus cannot be started or reached
+        hint = f"\n  {exc.hint}" if exc.hint else ""
+        parser.exit(exc.exit_code, f"error: {exc.message}{hint}\n")
+    except RuntimeError as exc:  # a rollout of the benchmark ended otherwise than it must
+        parser.exit(1, f"error: {exc}\n")
     print()
     print(markdown(results))
     if args.json:

@@ -13,47 +13,69 @@ warm-up blip on the canary, diurnal traffic, and missing scrapes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from shiprail.plan.durations import parse_duration
+from shiprail.plan.located import Loc, SourceIssue, YamlSyntaxError, format_loc, load_located
 
 TICK = 10.0  # seconds per sample
 # The Prometheus client libraries' default histogram buckets, in milliseconds.
 BUCKETS_MS = (5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
 
 
-@dataclass(frozen=True)
+def _seconds(value: Any) -> Any:
+    """`30s`, `10m`, `1h30m` as in plans; a bare number is seconds."""
+    return parse_duration(value).total_seconds() if isinstance(value, str) else value
+
+
+_Positive = Annotated[float, Field(gt=0)]
+_NonNegative = Annotated[float, Field(ge=0)]
+_Probability = Annotated[float, Field(ge=0, le=1)]
+_Seconds = Annotated[float, Field(ge=0), BeforeValidator(_seconds)]
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Scenario:
-    name: str
-    kind: str = "good"  # good | error | latency: what a strategy should conclude
-    rpm: float = 1000.0  # requests per minute over both arms
-    canary_share: float = 0.1
+    name: Annotated[str, Field(min_length=1)]
+    kind: Literal["good", "error", "latency"] = "good"  # what a strategy should conclude
+    rpm: _Positive = 1000.0  # requests per minute over both arms
+    canary_share: Annotated[float, Field(gt=0, lt=1)] = 0.1
     diurnal: bool = False  # traffic swings ±50 % over the run
-    base_error_rate: float = 0.002
-    error_factor: float = 1.0  # canary error rate ÷ baseline's once the regression starts
-    latency_median_ms: float = 60.0
-    latency_sigma: float = 0.5  # lognormal shape
-    latency_factor: float = 1.0  # canary latency ÷ baseline's once the regression starts
-    dispersion: float = 0.3  # coefficient of variation of the per-tick rates (both arms)
-    shock_probability: float = 0.01  # per tick, a 30 s common-mode shock on both arms
-    shock_factor: float = 5.0
-    warmup: float = 30.0  # seconds of canary warm-up blip (good releases have one too)
-    warmup_factor: float = 3.0
-    missing: float = 0.0  # probability that an evaluation finds no data (scrape gap)
-    regression_start: float = 0.0  # seconds after the step began
+    base_error_rate: _Probability = 0.002
+    error_factor: _Positive = 1.0  # canary error rate ÷ baseline's once the regression starts
+    latency_median_ms: _Positive = 60.0
+    latency_sigma: _Positive = 0.5  # lognormal shape
+    latency_factor: _Positive = 1.0  # canary latency ÷ baseline's once the regression starts
+    dispersion: _NonNegative = 0.3  # coefficient of variation of the per-tick rates (both arms)
+    shock_probability: _Probability = 0.01  # per tick, a 30 s common-mode shock on both arms
+    shock_factor: _Positive = 5.0
+    warmup: _Seconds = 30.0  # seconds of canary warm-up blip (good releases have one too)
+    warmup_factor: _Positive = 3.0
+    missing: _Probability = 0.0  # probability that an evaluation finds no data (scrape gap)
+    regression_start: _Seconds = 0.0  # seconds after the step began
     ramp: bool = False  # slow degradation: factors reached linearly by the end
-    duration: float = 1800.0  # seconds the canary step lasts
-    repetitions: int = 2000
-    seed: int = 1
-    slo_objective: float = 0.99  # availability SLO (burn-rate strategy)
-    static_error_max: float = 0.01  # Flagger's built-in: request success rate ≥ 99 %
-    static_latency_ms: float = 500.0  # Flagger's built-in: request duration p99 ≤ 500 ms
-    bucket_ms: float = 250.0  # the histogram bucket bound a count-based latency gate compares
+    duration: Annotated[float, Field(ge=TICK), BeforeValidator(_seconds)] = 1800.0  # seconds the step lasts
+    repetitions: Annotated[int, Field(ge=1)] = 2000
+    seed: Annotated[int, Field(ge=0)] = 1
+    slo_objective: Annotated[float, Field(gt=0, lt=1)] = 0.99  # availability SLO (burn-rate strategy)
+    static_error_max: _Probability = 0.01  # Flagger's built-in: request success rate ≥ 99 %
+    static_latency_ms: _Positive = 500.0  # Flagger's built-in: request duration p99 ≤ 500 ms
+    bucket_ms: _Positive = 250.0  # the histogram bucket bound a count-based latency gate compares
+
+    @model_validator(mode="after")
+    def _regression_within_the_step(self) -> Scenario:
+        if self.regression_start >= self.duration:
+            raise ValueError(
+                f"regression_start ({self.regression_start:g} s) must be before the end of the step"
+                f" (duration {self.duration:g} s)"
+            )
+        return self
 
     @property
     def ticks(self) -> int:
@@ -74,21 +96,67 @@ class Stream:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+class CorpusError(ValueError):
+    """A corpus that cannot be used; `issues` lists every problem found, each with its line."""
+
+    def __init__(self, issues: list[SourceIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
 def load_corpus(path: Path) -> list[Scenario]:
-    """A YAML file: `defaults:` (any Scenario field) and `scenarios:` (a list of overrides)."""
-    document = yaml.safe_load(path.read_text()) or {}
-    defaults = document.get("defaults", {}) or {}
-    known = {f.name for f in fields(Scenario)}
+    """A YAML file: `defaults:` (any Scenario field) and `scenarios:` (a list of overrides).
+
+    Every problem is reported at once, at the line of the field that causes it: in the
+    scenario that sets it, or in `defaults` when the scenario inherits it.
+    """
+    source = str(path)
+    try:
+        raw, lines = load_located(path.read_text(encoding="utf-8"), source)
+    except YamlSyntaxError as exc:
+        raise CorpusError([exc.issue]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError([SourceIssue(source, 0, "", f"cannot read the file: {exc}")]) from None
+
+    def issue(loc: Loc, message: str) -> SourceIssue:
+        known, line = lines.resolve(loc)
+        return SourceIssue(source, line, format_loc(known if known == loc else loc), message)
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("scenarios"), list) or not raw["scenarios"]:
+        raise CorpusError([issue(("scenarios",), "a corpus needs a non-empty list `scenarios`")])
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise CorpusError([issue(("defaults",), "must be a mapping of scenario fields")])
+    issues: list[SourceIssue] = []
     scenarios = []
-    for index, raw in enumerate(document.get("scenarios", []) or []):
-        merged = {**defaults, **raw}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"{path}: scenarios[{index}]: unknown field(s) {', '.join(unknown)}")
-        for key in ("duration", "regression_start", "warmup"):
-            if isinstance(merged.get(key), str):
-                merged[key] = parse_duration(merged[key]).total_seconds()
-        scenarios.append(Scenario(**merged))
+    for index, entry in enumerate(raw["scenarios"]):
+        if not isinstance(entry, dict):
+            issues.append(issue(("scenarios", index), "a scenario is a mapping of fields"))
+            continue
+        try:
+            scenarios.append(Scenario(**{**defaults, **entry}))
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else ""
+                where: Loc = ("scenarios", index)
+                if field:
+                    where = (
+                        (*where, field) if field in entry or field not in defaults else ("defaults", field)
+                    )
+                message = str(error["msg"]).removeprefix("Value error, ")
+                if error["type"] == "unexpected_keyword_argument":
+                    message = "unknown field"
+                issues.append(issue(where, message))
+        except TypeError as exc:  # a field pydantic never saw, e.g. a non-string key
+            issues.append(issue(("scenarios", index), str(exc)))
+    names = [s.name for s in scenarios]
+    for index, s in enumerate(scenarios):
+        if names.index(s.name) != index:
+            issues.append(
+                issue(("scenarios", index, "name"), f"{s.name!r} is already the name of another scenario")
+            )
+    if issues:
+        raise CorpusError(list(dict.fromkeys(issues)))
     return scenarios
 
 

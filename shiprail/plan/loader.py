@@ -1,38 +1,23 @@
 """Load a plan file and turn every problem into `file:line: field.path: message`.
 
-YAML is composed once into nodes to learn the line of every field; pydantic's error
-locations and the whole-plan checks are then mapped back onto those lines.
+YAML is read with the line of every field (`located`); pydantic's error locations and
+the whole-plan checks are then mapped back onto those lines.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from shiprail.plan.checks import Problem, cross_check
+from shiprail.plan.located import Lines, Loc, SourceIssue, YamlSyntaxError, format_loc, load_located
 from shiprail.plan.models import API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
 
-Loc = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class PlanIssue:
-    file: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+# A plan's problems are source issues under the name the CLI and its users know.
+PlanIssue = SourceIssue
 
 
 class PlanError(Exception):
@@ -41,49 +26,6 @@ class PlanError(Exception):
     def __init__(self, issues: list[PlanIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(i) for i in issues))
-
-
-def format_loc(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-class _Lines:
-    """Line numbers (1-based) of every field in a YAML document."""
-
-    def __init__(self, root: yaml.Node | None) -> None:
-        self.lines: dict[Loc, int] = {}
-        self.duplicates: list[tuple[Loc, int]] = []
-        if root is not None:
-            self.lines[()] = root.start_mark.line + 1
-            self._walk(root, ())
-
-    def _walk(self, node: yaml.Node, loc: Loc) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                child = (*loc, key)
-                if key in seen:
-                    self.duplicates.append((child, key_node.start_mark.line + 1))
-                seen.add(key)
-                self.lines[child] = key_node.start_mark.line + 1
-                self._walk(value_node, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self.lines[(*loc, index)] = item.start_mark.line + 1
-                self._walk(item, (*loc, index))
-
-    def resolve(self, loc: Loc) -> tuple[Loc, int]:
-        """The deepest known prefix of `loc` (skipping pydantic's union tags) and its line."""
-        known: Loc = ()
-        for part in loc:
-            candidate = (*known, part)
-            if candidate in self.lines:
-                known = candidate
-        return known, self.lines.get(known, 0)
 
 
 _PATTERN_MESSAGES = {
@@ -172,17 +114,9 @@ def _kind_problem(raw: Any) -> str | None:
 def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
     """Validate a plan's YAML text; raise PlanError listing every problem found."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        col = f", column {mark.column + 1}" if mark else ""
-        problem = exc.problem or str(exc)
-        raise PlanError([PlanIssue(source, line, "", f"YAML syntax error{col}: {problem}")]) from None
-    except yaml.YAMLError as exc:
-        raise PlanError([PlanIssue(source, 0, "", f"YAML error: {exc}")]) from None
-    lines = _Lines(root)
+        raw, lines = load_located(text, source)
+    except YamlSyntaxError as exc:
+        raise PlanError([exc.issue]) from None
     kind_problem = _kind_problem(raw)
     if kind_problem:
         line = lines.resolve(("kind",))[1] if isinstance(raw, dict) else lines.lines.get((), 1)
@@ -206,7 +140,7 @@ def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
     return plan
 
 
-def _problem_issue(problem: Problem, lines: _Lines, source: str) -> PlanIssue:
+def _problem_issue(problem: Problem, lines: Lines, source: str) -> PlanIssue:
     _, line = lines.resolve(problem.path)
     return PlanIssue(source, line, format_loc(problem.path), problem.message)
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from bench.gates import DEFAULT_CORPUS, evaluate, markdown, wilson
+from bench.gates import main as gates_main
+from bench.orchestrator import main as orchestrator_main
 from bench.strategies import STRATEGIES, FlaggerStyle, Shiprail
-from bench.streams import Scenario, load_corpus
+from bench.streams import CorpusError, Scenario, load_corpus
 
 
 def test_default_corpus_covers_the_required_cells() -> None:
@@ -19,11 +21,87 @@ def test_default_corpus_covers_the_required_cells() -> None:
     assert len({s.seed for s in corpus}) == len(corpus), "cells must not share random streams"
 
 
-def test_unknown_corpus_field_is_named(tmp_path: Path) -> None:
+def test_unknown_corpus_field_is_named_with_its_line(tmp_path: Path) -> None:
     bad = tmp_path / "corpus.yaml"
     bad.write_text("scenarios:\n  - {name: x, error_factr: 2}\n")
-    with pytest.raises(ValueError, match="error_factr"):
+    with pytest.raises(CorpusError) as error:
         load_corpus(bad)
+    assert [str(i) for i in error.value.issues] == [f"{bad}:2: scenarios[0].error_factr: unknown field"]
+
+
+def test_every_corpus_problem_is_reported_at_once_where_it_is_set(tmp_path: Path) -> None:
+    bad = tmp_path / "corpus.yaml"
+    bad.write_text(
+        "defaults:\n"
+        "  duration: 30q\n"
+        "scenarios:\n"
+        "  - {name: a, seed: 1}\n"
+        "  - name: b\n"
+        "    kind: bad\n"
+        "    canary_share: 1.5\n"
+        "  - {name: c, rpm: fast}\n"
+        "  - just-a-string\n"
+        "  - {name: d, duration: 5m, regression_start: 10m}\n"
+    )
+    with pytest.raises(CorpusError) as error:
+        load_corpus(bad)
+    found = {(i.line, i.field): i.message for i in error.value.issues}
+    # The inherited bad duration is reported once, at the default, not once per scenario.
+    assert sorted(found) == [
+        (2, "defaults.duration"),
+        (6, "scenarios[1].kind"),
+        (7, "scenarios[1].canary_share"),
+        (8, "scenarios[2].rpm"),
+        (9, "scenarios[3]"),
+        (10, "scenarios[4]"),
+    ]
+    assert "30q" in found[(2, "defaults.duration")]
+    assert found[(9, "scenarios[3]")] == "a scenario is a mapping of fields"
+    assert "regression_start (600 s) must be before the end of the step" in found[(10, "scenarios[4]")]
+
+
+def test_a_corpus_that_is_not_yaml_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "corpus.yaml"
+    bad.write_text("scenarios:\n  - {name: x\n  - {name: y}\n")
+    with pytest.raises(CorpusError, match=r"corpus.yaml:3: YAML syntax error"):
+        load_corpus(bad)
+
+
+def test_durations_read_as_in_plans() -> None:
+    assert Scenario(name="x", duration="1h30m", warmup="45s").duration == 5400  # type: ignore[arg-type]
+
+
+def test_bad_input_exits_2_naming_it_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "corpus.yaml"
+    bad.write_text("scenarios:\n  - {name: x, rpm: -5}\n")
+    cases = [
+        (
+            gates_main,
+            ["--scenarios", str(bad)],
+            f"error: {bad}:2: scenarios[0].rpm: Input should be greater than 0",
+        ),
+        (gates_main, ["--only", "no-such-cell"], "no scenario"),
+        (gates_main, ["--repetitions", "0"], "--repetitions: expected a whole number of at least 1"),
+        (gates_main, ["--json", str(tmp_path / "missing" / "out.json")], "no folder"),
+        (
+            orchestrator_main,
+            ["--rollback-runs", "0"],
+            "--rollback-runs: expected a whole number of at least 1",
+        ),
+        (
+            orchestrator_main,
+            ["--actuator-latency-ms", "0"],
+            "--actuator-latency-ms: expected a number above 0",
+        ),
+    ]
+    for main, argv, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2, argv
+        assert message in err and "Traceback" not in err, err
 
 
 def test_shiprail_catches_a_gross_regression_and_passes_a_quiet_good_release() -> None:
@@ -48,3 +126,13 @@ def test_report_has_every_strategy_and_an_interval() -> None:
     assert all(s.name in table for s in STRATEGIES)
     low, high = wilson(10, 1000)
     assert 0.004 < low < 0.01 < high < 0.02
+
+
+def test_two_scenarios_may_not_share_a_name(tmp_path: Path) -> None:
+    # Cells are reported by name: a second one of the same name would hide the first.
+    bad = tmp_path / "corpus.yaml"
+    bad.write_text("scenarios:\n  - {name: x, seed: 1}\n  - {name: x, seed: 2}\n")
+    with pytest.raises(
+        CorpusError, match=r":3: scenarios\[1\]\.name: 'x' is already the name of another scenario"
+    ):
+        load_corpus(bad)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.orchestrator import Stack, history_size, rollback_latency, scale, step_overhead
+from bench.orchestrator import main as orchestrator_main
 from shiprail.devstack.prometheus import PrometheusServer
 
 
@@ -47,3 +50,30 @@ async def test_every_part_of_the_orchestrator_benchmark_runs(
     assert concurrent["failures"] == 0, concurrent["failure_examples"]
     assert concurrent["service_steps"] == 50 and concurrent["workflow_tasks"] > 0
     assert concurrent["worker_peak_rss_mb"] > 0
+
+
+def _bench_processes() -> list[str]:
+    """Command lines of running processes whose state lives in a benchmark's folder."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        if "shiprail-bench-" in text:
+            found.append(text)
+    return found
+
+
+def test_a_missing_prometheus_exits_3_and_stops_what_it_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The dev server starts first; Prometheus is then not found: the run must say so and
+    # leave no dev server behind.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        orchestrator_main(["--parts", "step", "--step-rollouts", "1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 3
+    assert "the `prometheus` binary was not found on PATH" in err and "Traceback" not in err
+    assert _bench_processes() == []

@@ -1,0 +1,99 @@
+"""YAML with the line of every field, so that a problem can be reported as `file:line: field`.
+
+Plans and anything else shiprail reads from YAML report their problems this way: the
+document is composed once into nodes to learn the lines, and a validation error's location
+(a path of keys and indexes) is mapped back onto the deepest line known for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class SourceIssue:
+    """One problem in a file: where it is (line 0 when unknown), which field, what is wrong."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+class YamlSyntaxError(Exception):
+    """Text that is not YAML; `issue` says where it stopped making sense."""
+
+    def __init__(self, issue: SourceIssue) -> None:
+        self.issue = issue
+        super().__init__(str(issue))
+
+
+def format_loc(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class Lines:
+    """Line numbers (1-based) of every field in a YAML document."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.lines: dict[Loc, int] = {}
+        self.duplicates: list[tuple[Loc, int]] = []
+        if root is not None:
+            self.lines[()] = root.start_mark.line + 1
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, loc: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = (*loc, key)
+                if key in seen:
+                    self.duplicates.append((child, key_node.start_mark.line + 1))
+                seen.add(key)
+                self.lines[child] = key_node.start_mark.line + 1
+                self._walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.lines[(*loc, index)] = item.start_mark.line + 1
+                self._walk(item, (*loc, index))
+
+    def resolve(self, loc: Loc) -> tuple[Loc, int]:
+        """The deepest known prefix of `loc` (skipping pydantic's union tags) and its line."""
+        known: Loc = ()
+        for part in loc:
+            candidate = (*known, part)
+            if candidate in self.lines:
+                known = candidate
+        return known, self.lines.get(known, 0)
+
+
+def load_located(text: str, source: str) -> tuple[Any, Lines]:
+    """The document's data and the line of each of its fields; YamlSyntaxError if it is not YAML."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        col = f", column {mark.column + 1}" if mark else ""
+        problem = exc.problem or str(exc)
+        raise YamlSyntaxError(SourceIssue(source, line, "", f"YAML syntax error{col}: {problem}")) from None
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(SourceIssue(source, 0, "", f"YAML error: {exc}")) from None
+    return raw, Lines(root)
