@@ -119,8 +119,7 @@ def load_corpus(path: Path) -> list[Scenario]:
         raise CorpusError([SourceIssue(source, 0, "", f"cannot read the file: {exc}")]) from None
 
     def issue(loc: Loc, message: str) -> SourceIssue:
-        known, line = lines.resolve(loc)
-        return SourceIssue(source, line, format_loc(known if known == loc else loc), message)
+        return SourceIssue(source, lines.resolve(loc)[1], format_loc(loc), message)
 
     if not isinstance(raw, dict) or not isinstance(raw.get("scenarios"), list) or not raw["scenarios"]:
         raise CorpusError([issue(("scenarios",), "a corpus needs a non-empty list `scenarios`")])
