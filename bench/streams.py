@@ -132,6 +132,9 @@ def load_corpus(path: Path) -> list[Scenario]:
         if not isinstance(entry, dict):
             issues.append(issue(("scenarios", index), "a scenario is a mapping of fields"))
             continue
+        if keys := [k for k in (*defaults, *entry) if not isinstance(k, str)]:
+            issues.append(issue(("scenarios", index), f"field names are words, not {keys[0]!r}"))
+            continue
         try:
             scenarios.append(Scenario(**{**defaults, **entry}))
         except ValidationError as exc:
@@ -146,8 +149,6 @@ def load_corpus(path: Path) -> list[Scenario]:
                 if error["type"] == "unexpected_keyword_argument":
                     message = "unknown field"
                 issues.append(issue(where, message))
-        except TypeError as exc:  # a field pydantic never saw, e.g. a non-string key
-            issues.append(issue(("scenarios", index), str(exc)))
     names = [s.name for s in scenarios]
     for index, s in enumerate(scenarios):
         if names.index(s.name) != index:
@@ -155,7 +156,7 @@ def load_corpus(path: Path) -> list[Scenario]:
                 issue(("scenarios", index, "name"), f"{s.name!r} is already the name of another scenario")
             )
     if issues:
-        raise CorpusError(list(dict.fromkeys(issues)))
+        raise CorpusError(sorted(dict.fromkeys(issues), key=lambda i: (i.line, i.field)))
     return scenarios
 
 

@@ -42,6 +42,7 @@ def test_every_corpus_problem_is_reported_at_once_where_it_is_set(tmp_path: Path
         "  - {name: c, rpm: fast}\n"
         "  - just-a-string\n"
         "  - {name: d, duration: 5m, regression_start: 10m}\n"
+        "  - {name: e, 5: 2}\n"
     )
     with pytest.raises(CorpusError) as error:
         load_corpus(bad)
@@ -54,10 +55,23 @@ def test_every_corpus_problem_is_reported_at_once_where_it_is_set(tmp_path: Path
         (8, "scenarios[2].rpm"),
         (9, "scenarios[3]"),
         (10, "scenarios[4]"),
+        (11, "scenarios[5]"),
     ]
     assert "30q" in found[(2, "defaults.duration")]
     assert found[(9, "scenarios[3]")] == "a scenario is a mapping of fields"
     assert "regression_start (600 s) must be before the end of the step" in found[(10, "scenarios[4]")]
+    assert found[(11, "scenarios[5]")] == "field names are words, not 5"
+
+
+def test_problems_come_in_the_order_of_the_file_and_an_inherited_one_once(tmp_path: Path) -> None:
+    bad = tmp_path / "corpus.yaml"
+    bad.write_text("defaults: {rpmm: 5}\nscenarios:\n  - {name: x, 5: 2}\n  - {name: y}\n  - {name: z}\n")
+    with pytest.raises(CorpusError) as error:
+        load_corpus(bad)
+    assert [(i.line, i.field, i.message) for i in error.value.issues] == [
+        (1, "defaults.rpmm", "unknown field"),
+        (3, "scenarios[0]", "field names are words, not 5"),
+    ]
 
 
 def test_a_corpus_that_is_not_yaml_names_its_line(tmp_path: Path) -> None:
