@@ -22,7 +22,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from shiprail.plan.durations import parse_duration
-from shiprail.plan.located import Loc, SourceIssue, YamlSyntaxError, format_loc, load_located
+from shiprail.plan.located import Loc, SourceError, SourceIssue, YamlSyntaxError, format_loc, load_located
 
 TICK = 10.0  # seconds per sample
 # The Prometheus client libraries' default histogram buckets, in milliseconds.
@@ -60,7 +60,7 @@ class Scenario:
     missing: _Probability = 0.0  # probability that an evaluation finds no data (scrape gap)
     regression_start: _Seconds = 0.0  # seconds after the step began
     ramp: bool = False  # slow degradation: factors reached linearly by the end
-    duration: Annotated[float, Field(ge=TICK), BeforeValidator(_seconds)] = 1800.0  # seconds the step lasts
+    duration: Annotated[_Seconds, Field(ge=TICK)] = 1800.0  # seconds the canary step lasts
     repetitions: Annotated[int, Field(ge=1)] = 2000
     seed: Annotated[int, Field(ge=0)] = 1
     slo_objective: Annotated[float, Field(gt=0, lt=1)] = 0.99  # availability SLO (burn-rate strategy)
@@ -96,12 +96,8 @@ class Stream:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class CorpusError(ValueError):
+class CorpusError(SourceError):
     """A corpus that cannot be used; `issues` lists every problem found, each with its line."""
-
-    def __init__(self, issues: list[SourceIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
 
 
 def load_corpus(path: Path) -> list[Scenario]:
@@ -127,7 +123,7 @@ def load_corpus(path: Path) -> list[Scenario]:
     if not isinstance(defaults, dict):
         raise CorpusError([issue(("defaults",), "must be a mapping of scenario fields")])
     issues: list[SourceIssue] = []
-    scenarios = []
+    scenarios: dict[int, Scenario] = {}  # by the entry's index in the file
     for index, entry in enumerate(raw["scenarios"]):
         if not isinstance(entry, dict):
             issues.append(issue(("scenarios", index), "a scenario is a mapping of fields"))
@@ -136,7 +132,7 @@ def load_corpus(path: Path) -> list[Scenario]:
             issues.append(issue(("scenarios", index), f"field names are words, not {keys[0]!r}"))
             continue
         try:
-            scenarios.append(Scenario(**{**defaults, **entry}))
+            scenarios[index] = Scenario(**{**defaults, **entry})
         except ValidationError as exc:
             for error in exc.errors():
                 field = str(error["loc"][0]) if error["loc"] else ""
@@ -149,15 +145,16 @@ def load_corpus(path: Path) -> list[Scenario]:
                 if error["type"] == "unexpected_keyword_argument":
                     message = "unknown field"
                 issues.append(issue(where, message))
-    names = [s.name for s in scenarios]
-    for index, s in enumerate(scenarios):
-        if names.index(s.name) != index:
+    named: set[str] = set()
+    for index, s in scenarios.items():
+        if s.name in named:
             issues.append(
                 issue(("scenarios", index, "name"), f"{s.name!r} is already the name of another scenario")
             )
+        named.add(s.name)
     if issues:
-        raise CorpusError(sorted(dict.fromkeys(issues), key=lambda i: (i.line, i.field)))
-    return scenarios
+        raise CorpusError(issues)
+    return list(scenarios.values())
 
 
 def _factor(s: Scenario, target: float, t: np.ndarray) -> np.ndarray:

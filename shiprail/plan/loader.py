@@ -13,19 +13,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from shiprail.plan.checks import Problem, cross_check
-from shiprail.plan.located import Lines, Loc, SourceIssue, YamlSyntaxError, format_loc, load_located
+from shiprail.plan.located import (
+    Lines,
+    Loc,
+    SourceError,
+    SourceIssue,
+    YamlSyntaxError,
+    format_loc,
+    load_located,
+)
 from shiprail.plan.models import API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
 
 # A plan's problems are source issues under the name the CLI and its users know.
 PlanIssue = SourceIssue
 
 
-class PlanError(Exception):
+class PlanError(SourceError):
     """A plan that cannot be used; `issues` lists every problem found."""
-
-    def __init__(self, issues: list[PlanIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
 
 
 _PATTERN_MESSAGES = {
@@ -136,18 +140,13 @@ def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
             issues.append(PlanIssue(source, line, field, _pydantic_message(error, raw)))
     issues += [_problem_issue(p, lines, source) for p in cross_check(raw)]
     if issues or plan is None:
-        raise PlanError(_dedupe(issues))
+        raise PlanError(issues)
     return plan
 
 
 def _problem_issue(problem: Problem, lines: Lines, source: str) -> PlanIssue:
     _, line = lines.resolve(problem.path)
     return PlanIssue(source, line, format_loc(problem.path), problem.message)
-
-
-def _dedupe(issues: list[PlanIssue]) -> list[PlanIssue]:
-    unique = list(dict.fromkeys(issues))
-    return sorted(unique, key=lambda i: (i.line, i.field))
 
 
 def load_plan(path: str | Path) -> RolloutPlan:

@@ -32,6 +32,15 @@ class SourceIssue:
         return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
 
 
+class SourceError(Exception):
+    """A file that cannot be used; `issues` lists every problem found, once each, in the
+    order of the file."""
+
+    def __init__(self, issues: list[SourceIssue]) -> None:
+        self.issues = sorted(dict.fromkeys(issues), key=lambda i: (i.line, i.field))
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
 class YamlSyntaxError(Exception):
     """Text that is not YAML; `issue` says where it stopped making sense."""
 
@@ -85,9 +94,11 @@ class Lines:
 
 def load_located(text: str, source: str) -> tuple[Any, Lines]:
     """The document's data and the line of each of its fields; YamlSyntaxError if it is not YAML."""
+    # One parse: the data is constructed from the very nodes whose lines are kept.
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        root = loader.get_single_node()
+        raw = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -96,4 +107,6 @@ def load_located(text: str, source: str) -> tuple[Any, Lines]:
         raise YamlSyntaxError(SourceIssue(source, line, "", f"YAML syntax error{col}: {problem}")) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(SourceIssue(source, 0, "", f"YAML error: {exc}")) from None
+    finally:
+        loader.dispose()
     return raw, Lines(root)

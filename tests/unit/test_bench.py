@@ -150,3 +150,19 @@ def test_two_scenarios_may_not_share_a_name(tmp_path: Path) -> None:
         CorpusError, match=r":3: scenarios\[1\]\.name: 'x' is already the name of another scenario"
     ):
         load_corpus(bad)
+
+
+def test_a_repeated_name_is_placed_at_its_own_entry_after_a_broken_one(tmp_path: Path) -> None:
+    # The broken first entry yields no scenario; the repeat is still the file's third entry.
+    bad = tmp_path / "corpus.yaml"
+    bad.write_text(
+        "scenarios:\n  - {name: y, rpm: -1}\n  - {name: x}\n  - {name: x}\n  - {name: z, duration: 5s}\n"
+    )
+    with pytest.raises(CorpusError) as error:
+        load_corpus(bad)
+    assert [(i.line, i.field) for i in error.value.issues] == [
+        (2, "scenarios[0].rpm"),
+        (4, "scenarios[2].name"),
+        (5, "scenarios[3].duration"),
+    ]
+    assert "greater than or equal to 10" in error.value.issues[-1].message
