@@ -25,12 +25,13 @@ from shiprail.status import Exposure
 class Call:
     method: str
     service: str
-    time: float
+    time: float  # when it was answered (and, for a PUT, applied)
     version: str | None = None
     weight: float | None = None
     idempotency_key: str | None = None
     applied: bool = False
     status: int = 200
+    received: float | None = None  # when it arrived, before the router's latency
 
 
 @dataclass
@@ -79,7 +80,7 @@ class ExposureStore:
                 return 404, {"error": f"unknown service {service!r}"}
             return 200, self.exposures[service].model_dump()
 
-    def put(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def put(self, body: dict[str, Any], received: float | None = None) -> tuple[int, dict[str, Any]]:
         with self._lock:
             service = str(body.get("service", ""))
             call = Call(
@@ -89,6 +90,7 @@ class ExposureStore:
                 version=body.get("version"),
                 weight=body.get("weight"),
                 idempotency_key=body.get("idempotency_key"),
+                received=received,
             )
             self.calls.append(call)
             status = self._fault(service, "PUT")
@@ -206,6 +208,7 @@ class ActuatorServer:
                 self._send(*server.store.get(query.get("service", [""])[0]))
 
             def do_PUT(self) -> None:
+                received = time.time()
                 if server.latency:
                     time.sleep(server.latency)
                 if not self._authorised():
@@ -216,7 +219,7 @@ class ActuatorServer:
                 except ValueError:
                     self._send(400, {"error": "body is not JSON"})
                     return
-                self._send(*server.store.put(body if isinstance(body, dict) else {}))
+                self._send(*server.store.put(body if isinstance(body, dict) else {}, received))
 
         return Handler
 

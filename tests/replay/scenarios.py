@@ -93,6 +93,23 @@ async def rollback(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         return handle, Phase.ROLLED_BACK
 
 
+async def rollback_beside_a_bake(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    """One service fails its gate while another of its wave is still baking: the rollback
+    starts before that bake has been called off."""
+    names = _names(rollout_id, "payments", "search")
+    with _actuator(*names) as actuator:
+        plan = make_plan(
+            actuator.url,
+            [{"name": names[0], "gates": ["weight"]}, {"name": names[1], "bake": "60s"}],
+            prometheus={"url": rig.prometheus_url},
+            gates={"weight": WEIGHT_GATE},
+            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s"},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        await handle.result()
+        return handle, Phase.ROLLED_BACK
+
+
 async def rollback_retried_restore(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
     """A wave of two restored together; one's attempt fails and is retried as an activity."""
     names = _names(rollout_id, "payments", "ledger", "checkout")
@@ -207,6 +224,7 @@ async def secret_header(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
 SCENARIOS: dict[str, Scenario] = {
     "success": success,
     "rollback": rollback,
+    "rollback_beside_a_bake": rollback_beside_a_bake,
     "rollback_retried_restore": rollback_retried_restore,
     "rollback_slow_actuator": rollback_slow_actuator,
     "pause_resume": pause_resume,

@@ -6,12 +6,14 @@ import asyncio
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.worker import Worker
 
+from shiprail import visibility
 from shiprail.demo.actuator import ActuatorServer
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer, temporal_binary
@@ -159,11 +161,69 @@ async def test_sibling_stops_when_its_change_in_flight_lands_after_a_failure(
         )
         result = await (await start(client, plan, rollout_id)).result()
         assert result.phase is Phase.ROLLED_BACK
-        steps = [c.weight for c in slow.store.puts() if not (c.idempotency_key or "").endswith("/restore")]
-        assert steps == [10.0]
+        puts = slow.store.puts()
+        steps = [c for c in puts if not (c.idempotency_key or "").endswith("/restore")]
+        assert [c.weight for c in steps] == [10.0]
         assert slow.store.exposures == before
+        # The rollback starts at once, but not for a change still in flight: its restore
+        # is sent only once the change has landed, or the change could overtake it.
+        restore = next(c for c in puts if (c.idempotency_key or "").endswith("/restore"))
+        assert restore.received is not None and restore.received >= steps[0].time
     finally:
         slow.stop()
+
+
+def _event_index(history: WorkflowHistory, found: Callable[[Any], bool], what: str) -> int:
+    for index, event in enumerate(history.events):
+        if found(event):
+            return index
+    pytest.fail(f"no {what} in the history")
+
+
+def _schedules_bake(event: Any, service: str) -> bool:
+    if not event.HasField("activity_task_scheduled_event_attributes"):
+        return False
+    attributes = event.activity_task_scheduled_event_attributes
+    request = json.loads(attributes.input.payloads[0].data)
+    return bool(attributes.activity_type.name == "bake" and request["service"] == service)
+
+
+def _sets_phase(event: Any, phase: Phase) -> bool:
+    if not event.HasField("upsert_workflow_search_attributes_event_attributes"):
+        return False
+    fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    value = fields.get(visibility.PHASE.name)
+    return value is not None and json.loads(value.data) == phase.value
+
+
+async def test_a_rollback_starts_before_the_other_services_are_called_off(
+    client: Client, actuator: ActuatorServer, prometheus: PrometheusServer, rollout_id: str
+) -> None:
+    """Calling off a sibling's bake is reported back one activation later; the rollback
+    does not wait for it."""
+    before = seed(actuator, "payments", "search")
+    plan = make_plan(
+        actuator.url,
+        [{"name": "payments", "gates": ["weight"]}, {"name": "search", "bake": "60s"}],
+        prometheus={"url": prometheus.url},
+        gates={"weight": WEIGHT_GATE},
+    )
+    handle = await start(client, plan, rollout_id)
+    result = await handle.result()
+    assert result.phase is Phase.ROLLED_BACK and "payments" in result.reason
+    assert actuator.store.exposures == before
+    history = await handle.fetch_history()
+    searchs_bake = history.events[_event_index(history, lambda e: _schedules_bake(e, "search"), "bake")]
+    rolling_back = _event_index(history, lambda e: _sets_phase(e, Phase.ROLLING_BACK), "rolling_back phase")
+    called_off = _event_index(
+        history,
+        lambda e: (
+            e.HasField("activity_task_cancel_requested_event_attributes")
+            and e.activity_task_cancel_requested_event_attributes.scheduled_event_id == searchs_bake.event_id
+        ),
+        "cancel request for search's bake",
+    )
+    assert rolling_back < called_off
 
 
 async def test_scope_dependents_leaves_unrelated_services_alone(
