@@ -364,6 +364,9 @@ async def test_cancel_from_the_ui_compensates(
     description = await handle.describe()
     phase = [p.value for p in description.typed_search_attributes if p.key.name == "ShiprailPhase"]
     assert phase == ["rolled_back"]
+    # The bake called off by the cancellation does not count as a failed step.
+    final = RolloutStatus.model_validate(await description.memo_value("final"))
+    assert final.reason == "workflow cancelled"
 
 
 async def test_transient_actuator_errors_are_retried(
