@@ -29,15 +29,15 @@ TICK = 10.0  # seconds per sample
 BUCKETS_MS = (5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
 
 
-def _seconds(value: Any) -> Any:
+def _seconds(value: Any) -> float:
     """`30s`, `10m`, `1h30m` as in plans; a bare number is seconds."""
-    return parse_duration(value).total_seconds() if isinstance(value, str) else value
+    return parse_duration(value).total_seconds()
 
 
 _Positive = Annotated[float, Field(gt=0)]
 _NonNegative = Annotated[float, Field(ge=0)]
 _Probability = Annotated[float, Field(ge=0, le=1)]
-_Seconds = Annotated[float, Field(ge=0), BeforeValidator(_seconds)]
+_Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -100,6 +100,13 @@ class CorpusError(SourceError):
     """A corpus that cannot be used; `issues` lists every problem found, each with its line."""
 
 
+def _where(field: str, index: int, entry: dict[str, Any], defaults: dict[str, Any]) -> Loc:
+    """Where a scenario's problem with `field` is set: in the entry, or in the defaults it inherits."""
+    if field and field not in entry and field in defaults:
+        return ("defaults", field)
+    return ("scenarios", index, field) if field else ("scenarios", index)
+
+
 def load_corpus(path: Path) -> list[Scenario]:
     """A YAML file: `defaults:` (any Scenario field) and `scenarios:` (a list of overrides).
 
@@ -136,15 +143,10 @@ def load_corpus(path: Path) -> list[Scenario]:
         except ValidationError as exc:
             for error in exc.errors():
                 field = str(error["loc"][0]) if error["loc"] else ""
-                where: Loc = ("scenarios", index)
-                if field:
-                    where = (
-                        (*where, field) if field in entry or field not in defaults else ("defaults", field)
-                    )
                 message = str(error["msg"]).removeprefix("Value error, ")
                 if error["type"] == "unexpected_keyword_argument":
                     message = "unknown field"
-                issues.append(issue(where, message))
+                issues.append(issue(_where(field, index, entry, defaults), message))
     named: set[str] = set()
     for index, s in scenarios.items():
         if s.name in named:

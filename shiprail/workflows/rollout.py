@@ -472,10 +472,8 @@ class RolloutWorkflow:
         failure = StepFailed(service, reason)
         # A step of a rollout being aborted or cancelled fails as it is called off; the
         # abort or cancellation rolls back, under its own reason.
-        task = asyncio.current_task()
-        called_off = task is not None and task.cancelling() > 0
         # Patched: histories recorded before rollbacks started here replay as they ran.
-        if self._rollback is None and not called_off and workflow.patched("roll-back-at-the-failure"):
+        if self._rollback is None and not _called_off() and workflow.patched("roll-back-at-the-failure"):
             self._rollback = asyncio.create_task(self._roll_back_after_changes_land(failure))
         return failure
 
@@ -835,10 +833,15 @@ def _stop_if_cancelled() -> None:
     as if nothing happened. Without this check a sibling of a failed service would go on
     to its next step while the rollout is already failing.
     """
-    task = asyncio.current_task()
     # Patched: histories recorded before this check replay as they ran.
-    if task is not None and task.cancelling() and workflow.patched("honour-absorbed-cancellation"):
+    if _called_off() and workflow.patched("honour-absorbed-cancellation"):
         raise asyncio.CancelledError()
+
+
+def _called_off() -> bool:
+    """Whether the running task has been cancelled, even if what it awaited absorbed it."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _change(request: SetExposure) -> str:

@@ -180,12 +180,17 @@ def _event_index(history: WorkflowHistory, found: Callable[[Any], bool], what: s
     pytest.fail(f"no {what} in the history")
 
 
-def _schedules_bake(event: Any, service: str) -> bool:
+def _scheduled(event: Any) -> tuple[str, dict[str, Any]] | None:
+    """The activity type and request of an ActivityTaskScheduled event."""
     if not event.HasField("activity_task_scheduled_event_attributes"):
-        return False
+        return None
     attributes = event.activity_task_scheduled_event_attributes
-    request = json.loads(attributes.input.payloads[0].data)
-    return bool(attributes.activity_type.name == "bake" and request["service"] == service)
+    return attributes.activity_type.name, json.loads(attributes.input.payloads[0].data)
+
+
+def _schedules_bake(event: Any, service: str) -> bool:
+    scheduled = _scheduled(event)
+    return scheduled is not None and scheduled[0] == "bake" and scheduled[1]["service"] == service
 
 
 def _sets_phase(event: Any, phase: Phase) -> bool:
@@ -417,13 +422,8 @@ async def test_unrestorable_service_ends_rollback_failed(
 
 def _restore_activities(history: WorkflowHistory) -> set[str]:
     """Services whose restore was scheduled as an ordinary (durable, retried) activity."""
-    scheduled = set()
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            request = json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
-            if str(request.get("idempotency_key", "")).endswith("/restore"):
-                scheduled.add(request["service"])
-    return scheduled
+    requests = [scheduled[1] for event in history.events if (scheduled := _scheduled(event))]
+    return {r["service"] for r in requests if str(r.get("idempotency_key", "")).endswith("/restore")}
 
 
 async def _fail_first_restore_of_a(
