@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shiprail.devstack.temporal import WRITE_AHEAD
+
+# The dev server's SQLite journal: SQLite's default as `shiprail dev` runs it (a rollback
+# journal synced in full at every commit), or write-ahead, to measure what that is worth.
+JOURNALS: dict[str, tuple[str, ...]] = {"rollback": (), "wal": WRITE_AHEAD}
+
 
 def positive(text: str) -> int:
     """A whole number of at least 1 (runs, rollouts, processes)."""

@@ -36,7 +36,7 @@ import yaml
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 
-from bench._cli import output_file, positive, positive_float
+from bench._cli import JOURNALS, output_file, positive, positive_float
 from shiprail.client import TASK_QUEUE, connect
 from shiprail.demo.actuator import ActuatorServer, ExposureStore
 from shiprail.devstack.ports import free_port
@@ -363,10 +363,13 @@ async def bake_length_independence(stack: Stack) -> dict[str, Any]:
 
 @contextmanager
 def _stack_processes(
-    state: Path,
+    state: Path, journal: str = "rollback"
 ) -> Iterator[tuple[TemporalDevServer, PrometheusServer, subprocess.Popen[str]]]:
+    temporal_server = TemporalDevServer(
+        state / "temporal", port=free_port(), ui_port=free_port(), sqlite_pragmas=JOURNALS[journal]
+    )
     with (
-        TemporalDevServer(state / "temporal", port=free_port(), ui_port=free_port()) as temporal,
+        temporal_server as temporal,
         PrometheusServer(state / "prometheus") as prometheus,
     ):
         worker = subprocess.Popen(
@@ -405,10 +408,10 @@ def _machine() -> dict[str, Any]:
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": _machine()}
+    results: dict[str, Any] = {"machine": _machine(), "server_journal": args.server_journal}
     with (
         tempfile.TemporaryDirectory(prefix="shiprail-bench-") as tmp,
-        _stack_processes(Path(tmp)) as (
+        _stack_processes(Path(tmp), args.server_journal) as (
             temporal,
             prometheus,
             worker,
@@ -479,6 +482,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rollback-runs", type=positive, default=5)
     parser.add_argument("--actuator-latency-ms", type=positive_float, default=10.0)
+    parser.add_argument(
+        "--server-journal", choices=list(JOURNALS), default="rollback", help="the dev server's SQLite journal"
+    )
     parser.add_argument(
         "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure (default: all)"
     )
