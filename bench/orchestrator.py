@@ -363,7 +363,7 @@ async def bake_length_independence(stack: Stack) -> dict[str, Any]:
 
 @contextmanager
 def _stack_processes(
-    state: Path, journal: str = "rollback"
+    state: Path, journal: str
 ) -> Iterator[tuple[TemporalDevServer, PrometheusServer, subprocess.Popen[str]]]:
     temporal_server = TemporalDevServer(
         state / "temporal", port=free_port(), ui_port=free_port(), sqlite_pragmas=JOURNALS[journal]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -98,7 +100,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         )
         with server:
             client = await Client.connect(server.address)
-            return {"journal": args.journal, **await _measure(client, args.runs)}
+            measured = await _measure(client, args.runs)
+        # What the server's database ran with, read back rather than taken from the option.
+        database = f"file:{Path(state) / 'temporal.db'}?mode=ro"
+        with contextlib.closing(sqlite3.connect(database, uri=True)) as db:
+            (journal_mode,) = db.execute("PRAGMA journal_mode").fetchone()
+        return {"journal": args.journal, "journal_mode": journal_mode, **measured}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     except ShiprailError as exc:
         parser.exit(exc.exit_code, f"error: {exc.message}\n")
     print(
-        f"journal {results['journal']}: activity completed → workflow task started "
+        f"journal {results['journal']} ({results['journal_mode']}): activity completed → workflow task started "
         f"{results['server_median_ms']:.1f} ms, → local activity started {results['worker_median_ms']:.1f} ms, "
         f"total {results['total_median_ms']:.1f} ms median, {results['total_p90_ms']:.1f} ms p90 "
         f"({results['runs']} round trips)"

@@ -41,14 +41,6 @@ def temporal_binary() -> str:
     )
 
 
-# Write-ahead logging, synced at checkpoints rather than at every commit: fewer fsyncs
-# than SQLite's default (a rollback journal synced in full), at the price of the last
-# commits on a power cut (https://www.sqlite.org/wal.html). Not the default: it shortens the
-# server's hand-off of a workflow task, but how it moves step overhead, throughput and the
-# worker's memory at scale is not measured yet. The benchmarks take it as an option.
-WRITE_AHEAD = ("journal_mode=wal", "synchronous=normal")
-
-
 def search_attribute_args() -> list[str]:
     args: list[str] = []
     for key in visibility.ALL:
