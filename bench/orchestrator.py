@@ -6,7 +6,10 @@ servers of configurable latency and one `shiprail worker` subprocess, then measu
 (a) step overhead: from a step's bake activity completing with its gates passed (the
     server's event time) to the actuator receiving the next step's change, zero bake;
 (b) rollback latency: from the failing bake's completion to the actuator receiving the
-    last restore, 20 services in 4 waves, next to its physical floor (waves × latency);
+    last restore, 20 services in 4 waves, next to its physical floor (waves × latency),
+    split into the stretch before the first restore reaches the actuator and the waves,
+    beside Temporal's own round trip on the same server (`bench.roundtrip`), which no
+    workflow on it can beat;
 (c) scale: N concurrent 5-service × 5-step rollouts: wall time, workflow tasks per second,
     the worker's peak RSS, failures;
 (d) history: events per service-step, and the whole history of a 50-service × 10-step plan.
@@ -36,6 +39,7 @@ import yaml
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 
+from bench import roundtrip
 from bench._cli import JOURNALS, output_file, positive, positive_float
 from shiprail.client import TASK_QUEUE, connect
 from shiprail.demo.actuator import ActuatorServer, ExposureStore
@@ -163,6 +167,7 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
     waves, width = 4, 5
     actuator = ActuatorServer(latency=latency_ms / 1000).start()
     by_wave: list[list[float]] = []  # per run: when each wave's last restore landed
+    first: list[float] = []  # per run: when the first restore reached the actuator
     try:
         for r in range(repetitions):
             names = [[f"rb{r}-w{w}-{i}" for i in range(width)] for w in range(waves)]
@@ -194,17 +199,31 @@ async def rollback_latency(stack: Stack, repetitions: int, latency_ms: float) ->
                 and service == failing
                 and event == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
             )
-            restored = {c.service: c.time for c in actuator.store.puts() if c.version == "1.0"}
-            missing = [n for wave in names for n in wave if n not in restored]
+            restores = {c.service: c for c in actuator.store.puts() if c.version == "1.0"}
+            missing = [n for wave in names for n in wave if n not in restores]
             if missing:
                 raise RuntimeError(f"not restored: {', '.join(missing)}")
-            by_wave.append([1000 * (max(restored[n] for n in wave) - failed_at) for wave in reversed(names)])
+            by_wave.append(
+                [1000 * (max(restores[n].time for n in wave) - failed_at) for wave in reversed(names)]
+            )
+            arrived = min(restores[n].received or restores[n].time for wave in names for n in wave)
+            first.append(1000 * (arrived - failed_at))
+        # What any workflow on this server and this machine pays before its first restore.
+        temporal = await roundtrip.measure(stack.client, 25)
     finally:
         actuator.stop()
     floor = waves * latency_ms
     latencies = [run[-1] for run in by_wave]
     median = statistics.median(latencies)
     return {
+        # From the failing verdict to the first restore's arrival, then on to the last one's.
+        "to_first_restore_median_ms": statistics.median(first),
+        "per_wave_median_ms": statistics.median(
+            (run[-1] - start) / waves for run, start in zip(by_wave, first, strict=True)
+        ),
+        "to_first_restore_ms": first,
+        "latencies_ms": latencies,
+        "temporal_round_trip_median_ms": temporal["total_median_ms"],
         "services": waves * width,
         "waves": waves,
         "actuator_latency_ms": latency_ms,
@@ -456,7 +475,15 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| rollback, {rb['services']} services in {rb['waves']} waves, {rb['actuator_latency_ms']:g} ms actuator"
             f" (median of {rb['runs']}) | {rb['median_ms']:.0f} ms = {rb['ratio_to_floor']:.1f}× floor"
-            f" ({rb['floor_ms']:g} ms) | ≤ 1.5× floor |"
+            f" ({rb['floor_ms']:g} ms) | ≤ 1.5× floor |",
+        )
+        lines.append(
+            f"| … of it, until the first restore reached the actuator | {rb['to_first_restore_median_ms']:.0f} ms"
+            f" (Temporal's own round trip here: {rb['temporal_round_trip_median_ms']:.0f} ms) | |"
+        )
+        lines.append(
+            f"| … then each wave, for a {rb['actuator_latency_ms']:g} ms actuator"
+            f" | {rb['per_wave_median_ms']:.1f} ms | |"
         )
     if h := results.get("history"):
         lines += [

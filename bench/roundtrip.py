@@ -66,7 +66,8 @@ def _seconds(event: Any) -> float:
     return float(event.event_time.ToDatetime().timestamp())
 
 
-async def _measure(client: Client, runs: int) -> dict[str, Any]:
+async def measure(client: Client, runs: int) -> dict[str, Any]:
+    """Round trips on the server `client` talks to, with a worker of its own in this process."""
     workflow_id = f"roundtrip-{time.time_ns()}"
     async with Worker(client, task_queue=_QUEUE, workflows=[RoundTrip], activities=[verdict, restore]):
         restores = await client.execute_workflow(RoundTrip.run, runs, id=workflow_id, task_queue=_QUEUE)
@@ -100,7 +101,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         )
         with server:
             client = await Client.connect(server.address)
-            measured = await _measure(client, args.runs)
+            measured = await measure(client, args.runs)
         # What the server's database ran with, read back rather than taken from the option.
         database = f"file:{Path(state) / 'temporal.db'}?mode=ro"
         with contextlib.closing(sqlite3.connect(database, uri=True)) as db:

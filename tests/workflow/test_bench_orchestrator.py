@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import statistics
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ async def test_every_part_of_the_orchestrator_benchmark_runs(
     # The parts use services of their own, so they can run at once.
     step, rollback, history, concurrent = await asyncio.gather(
         step_overhead(stack, rollouts=1, steps=3),
-        rollback_latency(stack, repetitions=1, latency_ms=latency_ms),
+        rollback_latency(stack, repetitions=2, latency_ms=latency_ms),
         history_size(stack, services=3, steps=2),
         scale(stack, 2),
     )
@@ -36,13 +37,21 @@ async def test_every_part_of_the_orchestrator_benchmark_runs(
     assert step["transitions"] == 2
     assert 0 < step["median_ms"] <= step["max_ms"]
 
-    assert (rollback["runs"], rollback["services"], rollback["floor_ms"]) == (1, 20, 4 * latency_ms)
+    assert (rollback["runs"], rollback["services"], rollback["floor_ms"]) == (2, 20, 4 * latency_ms)
     # Consumers first: a wave's restores leave only once the wave before has been answered,
     # so each wave lands at least one actuator latency after the one before it.
     landed = rollback["wave_done_median_ms"]
     assert landed[0] >= latency_ms
     assert all(later - earlier >= latency_ms for earlier, later in itertools.pairwise(landed))
-    assert rollback["median_ms"] == landed[-1]
+    assert rollback["median_ms"] == statistics.median(rollback["latencies_ms"])
+    # Each run is split at its own first restore: it arrived after that run's failing verdict,
+    # and the four waves from there took at least four actuator latencies.
+    for before, total in zip(rollback["to_first_restore_ms"], rollback["latencies_ms"], strict=True):
+        assert 0 < before <= total - 4 * latency_ms
+    assert rollback["to_first_restore_median_ms"] == statistics.median(rollback["to_first_restore_ms"])
+    assert rollback["per_wave_median_ms"] >= latency_ms
+    # Temporal's own round trip is measured on the same server, by a worker of its own.
+    assert rollback["temporal_round_trip_median_ms"] > 0
 
     # Read from the real history: every service-step writes at least its actuation's and its
     # bake's scheduled, started and completed events.
