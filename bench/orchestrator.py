@@ -472,19 +472,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"| step overhead, p99 | {so['p99_ms']:.0f} ms | |",
         ]
     if rb := results.get("rollback"):
-        lines.append(
+        lines += [
             f"| rollback, {rb['services']} services in {rb['waves']} waves, {rb['actuator_latency_ms']:g} ms actuator"
             f" (median of {rb['runs']}) | {rb['median_ms']:.0f} ms = {rb['ratio_to_floor']:.1f}× floor"
             f" ({rb['floor_ms']:g} ms) | ≤ 1.5× floor |",
-        )
-        lines.append(
             f"| … of it, until the first restore reached the actuator | {rb['to_first_restore_median_ms']:.0f} ms"
-            f" (Temporal's own round trip here: {rb['temporal_round_trip_median_ms']:.0f} ms) | |"
-        )
-        lines.append(
+            f" (Temporal's own round trip here: {rb['temporal_round_trip_median_ms']:.0f} ms) | |",
             f"| … then each wave, for a {rb['actuator_latency_ms']:g} ms actuator"
-            f" | {rb['per_wave_median_ms']:.1f} ms | |"
-        )
+            f" | {rb['per_wave_median_ms']:.1f} ms | |",
+        ]
     if h := results.get("history"):
         lines += [
             f"| history of {h['services']} services × {h['steps']} steps | {h['events']} events,"
