@@ -37,7 +37,7 @@ def demo(
         bool,
         typer.Option("--exit", help="stop everything when the rollout ends; exit 0 only if it succeeded"),
     ] = False,
-    rps: Annotated[float, typer.Option(help="requests per second the load generator sends")] = 40.0,
+    rps: Annotated[float, typer.Option(help="requests per second the load generator sends")] = 60.0,
     state_dir: Annotated[Path | None, typer.Option(help="where the servers keep their data")] = None,
     port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,

@@ -38,7 +38,7 @@ def demo_plan(router_url: str, prometheus_url: str, text: str | None = None) -> 
 def fleet_rig(tmp_path: Path) -> Iterator[Callable[..., FleetRig]]:
     started: list[tuple[Fleet, PrometheusServer]] = []
 
-    def make(scenario: str, *, plan_text: str | None = None, rps: float = 40.0) -> FleetRig:
+    def make(scenario: str, *, plan_text: str | None = None, rps: float = 60.0) -> FleetRig:
         fleet = Fleet(scenario, rps=rps, seed=7)
         prometheus = PrometheusServer(tmp_path / f"prometheus-{len(started)}")
         started.append((fleet, prometheus))
