@@ -14,6 +14,7 @@ from shiprail.cli._signals import run
 from shiprail.cli.rollout import _watch, start_rollout
 from shiprail.cli.stack import default_state_dir
 from shiprail.client import connect, quiet_runtime
+from shiprail.demo.scenarios import LOAD_RPS
 from shiprail.errors import ExitCode
 from shiprail.plan import load_plan
 from shiprail.status import Phase
@@ -37,7 +38,7 @@ def demo(
         bool,
         typer.Option("--exit", help="stop everything when the rollout ends; exit 0 only if it succeeded"),
     ] = False,
-    rps: Annotated[float, typer.Option(help="requests per second the load generator sends")] = 60.0,
+    rps: Annotated[float, typer.Option(help="requests per second the load generator sends")] = LOAD_RPS,
     state_dir: Annotated[Path | None, typer.Option(help="where the servers keep their data")] = None,
     port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from http.client import HTTPConnection
 
 from shiprail.demo.actuator import ActuatorServer, ExposureStore
-from shiprail.demo.scenarios import BASELINE, ENTRY, SCENARIOS, STABLE_VERSIONS, TOPOLOGY, Scenario
+from shiprail.demo.scenarios import BASELINE, ENTRY, LOAD_RPS, SCENARIOS, STABLE_VERSIONS, TOPOLOGY, Scenario
 from shiprail.demo.service import DemoService
 from shiprail.status import Exposure
 
@@ -72,7 +72,7 @@ class Fleet:
         self,
         scenario: str | Scenario = "good",
         *,
-        rps: float = 30.0,
+        rps: float = LOAD_RPS,
         router_port: int = 0,
         seed: int | None = None,
     ) -> None:

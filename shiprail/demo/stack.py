@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from shiprail.demo.fleet import Fleet
-from shiprail.demo.scenarios import SCENARIOS
+from shiprail.demo.scenarios import LOAD_RPS, SCENARIOS
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer
 from shiprail.errors import BadInput
@@ -44,7 +44,7 @@ class DemoStack:
         scenario: str,
         state_dir: Path,
         *,
-        rps: float = 30.0,
+        rps: float = LOAD_RPS,
         temporal_port: int = 7233,
         ui_port: int = 8233,
     ) -> None:

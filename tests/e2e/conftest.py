@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from shiprail.demo.fleet import Fleet
+from shiprail.demo.scenarios import LOAD_RPS
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.status import Exposure
@@ -38,7 +39,7 @@ def demo_plan(router_url: str, prometheus_url: str, text: str | None = None) -> 
 def fleet_rig(tmp_path: Path) -> Iterator[Callable[..., FleetRig]]:
     started: list[tuple[Fleet, PrometheusServer]] = []
 
-    def make(scenario: str, *, plan_text: str | None = None, rps: float = 60.0) -> FleetRig:
+    def make(scenario: str, *, plan_text: str | None = None, rps: float = LOAD_RPS) -> FleetRig:
         fleet = Fleet(scenario, rps=rps, seed=7)
         prometheus = PrometheusServer(tmp_path / f"prometheus-{len(started)}")
         started.append((fleet, prometheus))
