@@ -4,6 +4,8 @@ PYTHON ?= python3
 TOOLS  := .tools
 UV     := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 VENV   := .venv
+# Tests mostly wait on bakes and timers, so more workers than cores pays; each has its own servers.
+TEST_WORKERS ?= 3
 BIN    := $(VENV)/bin
 
 .PHONY: all venv prometheus test lint typecheck unit demo dev bench clean
@@ -34,7 +36,7 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 test: venv prometheus lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 demo: venv prometheus
 	$(BIN)/shiprail demo $(if $(SCENARIO),--scenario $(SCENARIO),)

@@ -10,13 +10,15 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from shiprail.activities import actuation, bake, budget, locks
+from shiprail.activities import actuation, bake, budget, locks, trains
 from shiprail.actuators.http import close_sessions
 from shiprail.client import TASK_QUEUE
+from shiprail.workflows.departure import DepartureWorkflow
 from shiprail.workflows.lock import ServiceLockWorkflow
 from shiprail.workflows.rollout import RolloutWorkflow
+from shiprail.workflows.train import TrainWorkflow
 
-WORKFLOWS = [RolloutWorkflow, ServiceLockWorkflow]
+WORKFLOWS = [RolloutWorkflow, ServiceLockWorkflow, TrainWorkflow, DepartureWorkflow]
 ACTIVITIES: list[Callable[..., Any]] = [
     actuation.read_exposure,
     actuation.set_exposure,
@@ -25,6 +27,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     bake.bake,
     budget.check_budget,
     locks.lock_holder,
+    trains.claim_cars,
 ]
 
 

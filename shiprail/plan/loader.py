@@ -7,10 +7,11 @@ the whole-plan checks are then mapped back onto those lines.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shiprail.plan.checks import Problem, cross_check
 from shiprail.plan.located import (
@@ -22,7 +23,10 @@ from shiprail.plan.located import (
     format_loc,
     load_located,
 )
-from shiprail.plan.models import API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
+from shiprail.plan.models import ACTUATOR_TYPES, API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
+from shiprail.plan.train import ReleaseTrain
+
+M = TypeVar("M", bound=BaseModel)
 
 # A plan's problems are source issues under the name the CLI and its users know.
 PlanIssue = SourceIssue
@@ -38,23 +42,24 @@ _PATTERN_MESSAGES = {
 }
 
 
-def _pydantic_message(error: Any, raw: Any) -> str:
+def _pydantic_message(error: Any, raw: Any, model: type[BaseModel]) -> str:
     kind = error["type"]
     loc = tuple(error["loc"])
     if kind == "extra_forbidden":
         field = str(loc[-1])
         parent = _lookup(raw, loc[:-1])
-        allowed = _allowed_fields(loc)
+        allowed = _allowed_fields(loc, model)
         hint = difflib.get_close_matches(field, allowed, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         return f"unknown field {field!r}{suggestion}" if parent is not None else f"unknown field {field!r}"
     if kind == "missing":
         return f"required field {loc[-1]!r} is missing"
-    if kind == "union_tag_invalid":
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        family, types = ("actuator", ACTUATOR_TYPES) if "actuator" in loc else ("gate", GATE_TYPES)
+        if kind == "union_tag_not_found":
+            return f"field 'type' is missing (expected one of: {', '.join(types)})"
         tag = error.get("ctx", {}).get("tag")
-        return f"unknown gate type {tag!r} (expected one of: {', '.join(GATE_TYPES)})"
-    if kind == "union_tag_not_found":
-        return f"field 'type' is missing (expected one of: {', '.join(GATE_TYPES)})"
+        return f"unknown {family} type {tag!r} (expected one of: {', '.join(types)})"
     if kind == "too_short" and loc and loc[-1] == "services":
         return "a plan needs at least one service"
     if kind == "string_pattern_mismatch":
@@ -74,9 +79,9 @@ def _lookup(raw: Any, loc: Loc) -> Any:
     return node
 
 
-def _allowed_fields(loc: Loc) -> list[str]:
+def _allowed_fields(loc: Loc, model: type[BaseModel]) -> list[str]:
     """Field names valid at `loc`, for "did you mean" hints (best effort)."""
-    schema = RolloutPlan.model_json_schema(by_alias=True)
+    schema = model.model_json_schema(by_alias=True)
     defs = schema.get("$defs", {})
     node: dict[str, Any] = schema
     for part in loc[:-1]:
@@ -99,29 +104,42 @@ def _allowed_fields(loc: Loc) -> list[str]:
     return list(node.get("properties", {}))
 
 
-def _kind_problem(raw: Any) -> str | None:
+_KINDS = {"RolloutPlan": "a rollout plan", "ReleaseTrain": "a release train"}
+
+
+def _kind_problem(raw: Any, kind: str) -> str | None:
+    noun = _KINDS[kind]
     if raw is None:
-        return "the plan is empty"
+        return f"the file is empty: expected {noun}"
     if not isinstance(raw, dict):
-        return "not a plan: expected a mapping with apiVersion, kind, metadata and spec"
-    kind, api = raw.get("kind"), raw.get("apiVersion")
-    if kind == "ReleaseTrain":
-        return "this is a ReleaseTrain, not a RolloutPlan: shiprail runs rollout plans only (no release trains yet)"
-    if kind != "RolloutPlan" or api != API_VERSION:
+        return f"not {noun}: expected a mapping with apiVersion, kind, metadata and spec"
+    found, api = raw.get("kind"), raw.get("apiVersion")
+    if found in _KINDS and found != kind:
+        return f"this is {_KINDS[found]} (kind: {found}), not {noun}"
+    if found != kind or api != API_VERSION:
         return (
-            f"not a shiprail plan: expected apiVersion: {API_VERSION} and kind: RolloutPlan"
-            f" (found apiVersion: {api!r}, kind: {kind!r})"
+            f"not {noun}: expected apiVersion: {API_VERSION} and kind: {kind}"
+            f" (found apiVersion: {api!r}, kind: {found!r})"
         )
     return None
 
 
-def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
-    """Validate a plan's YAML text; raise PlanError listing every problem found."""
+def document_kind(text: str) -> str:
+    """`RolloutPlan` or `ReleaseTrain` by the document's `kind` (RolloutPlan when unsure, so
+    the plan's own errors are the ones reported)."""
+    try:
+        raw, _ = load_located(text, "<kind>")
+    except YamlSyntaxError:
+        return "RolloutPlan"
+    return "ReleaseTrain" if isinstance(raw, dict) and raw.get("kind") == "ReleaseTrain" else "RolloutPlan"
+
+
+def _parse(text: str, source: str, model: type[M], checks: Callable[[dict[str, Any]], list[Problem]]) -> M:
     try:
         raw, lines = load_located(text, source)
     except YamlSyntaxError as exc:
         raise PlanError([exc.issue]) from None
-    kind_problem = _kind_problem(raw)
+    kind_problem = _kind_problem(raw, model.__name__)
     if kind_problem:
         line = lines.resolve(("kind",))[1] if isinstance(raw, dict) else lines.lines.get((), 1)
         raise PlanError([PlanIssue(source, line or 1, "", kind_problem)])
@@ -129,19 +147,29 @@ def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
     issues: list[PlanIssue] = []
     for loc, line in lines.duplicates:
         issues.append(PlanIssue(source, line, format_loc(loc), "duplicate key (the later one would win)"))
-    plan: RolloutPlan | None = None
+    document: M | None = None
     try:
-        plan = RolloutPlan.model_validate(raw)
+        document = model.model_validate(raw)
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
             known, line = lines.resolve(loc)
             field = format_loc(known if error["type"] != "missing" else (*known, loc[-1]))
-            issues.append(PlanIssue(source, line, field, _pydantic_message(error, raw)))
-    issues += [_problem_issue(p, lines, source) for p in cross_check(raw)]
-    if issues or plan is None:
+            issues.append(PlanIssue(source, line, field, _pydantic_message(error, raw, model)))
+    issues += [_problem_issue(p, lines, source) for p in checks(raw)]
+    if issues or document is None:
         raise PlanError(issues)
-    return plan
+    return document
+
+
+def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:
+    """Validate a plan's YAML text; raise PlanError listing every problem found."""
+    return _parse(text, source, RolloutPlan, cross_check)
+
+
+def parse_train(text: str, source: str = "<train>") -> ReleaseTrain:
+    """Validate a release train's YAML text; raise PlanError listing every problem found."""
+    return _parse(text, source, ReleaseTrain, lambda raw: [])
 
 
 def _problem_issue(problem: Problem, lines: Lines, source: str) -> PlanIssue:
@@ -149,13 +177,29 @@ def _problem_issue(problem: Problem, lines: Lines, source: str) -> PlanIssue:
     return PlanIssue(source, line, format_loc(problem.path), problem.message)
 
 
+def read_source(path: str | Path) -> str:
+    """A plan or train file's text; PlanError naming the file when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([PlanIssue(str(path), 0, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([PlanIssue(str(path), 0, "", f"cannot read the file: {exc}")]) from None
+
+
 def load_plan(path: str | Path) -> RolloutPlan:
     """Read and validate a plan file; raise PlanError on any problem (including I/O)."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([PlanIssue(source, 0, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([PlanIssue(source, 0, "", f"cannot read the file: {exc}")]) from None
-    return parse_plan(text, source)
+    return parse_plan(read_source(path), str(path))
+
+
+def load_train(path: str | Path) -> ReleaseTrain:
+    """Read and validate a release train file; raise PlanError on any problem."""
+    return parse_train(read_source(path), str(path))
+
+
+def load_document(path: str | Path) -> RolloutPlan | ReleaseTrain:
+    """A plan or a train, whichever the file's `kind` says."""
+    text = read_source(path)
+    if document_kind(text) == "ReleaseTrain":
+        return parse_train(text, str(path))
+    return parse_plan(text, str(path))

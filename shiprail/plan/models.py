@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import zoneinfo
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,12 +17,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from shiprail.plan.durations import Duration
+from shiprail.plan.holidays import check_holidays
 from shiprail.plan.templates import check_template
 
 API_VERSION = "shiprail/v1"
@@ -200,6 +203,7 @@ class HttpActuator(_Model):
 
 
 Actuator = Annotated[HttpActuator, Field(discriminator="type")]
+ACTUATOR_TYPES = ("http",)
 
 
 # ---- the rest of the spec ----------------------------------------------------------------
@@ -232,6 +236,9 @@ Clock = Annotated[time, Field(json_schema_extra={"examples": ["09:00"]})]
 
 
 class AllowWindow(_Model):
+    """A weekly allow window in the windows' time zone; `end` at or before `start` means
+    it closes the next day (an overnight window belongs to the day it opens)."""
+
     days: list[Weekday] = Field(min_length=1)
     start: Clock
     end: Clock
@@ -242,21 +249,75 @@ class AllowWindow(_Model):
         return _parse_clock(value)
 
     @model_validator(mode="after")
-    def _ordered(self) -> AllowWindow:
-        if self.end <= self.start:
-            raise ValueError(f"end {self.end:%H:%M} is not after start {self.start:%H:%M}")
+    def _not_empty(self) -> AllowWindow:
+        if self.end == self.start:
+            raise ValueError(f"start and end are both {self.start:%H:%M}: the window would be empty")
         return self
 
 
+def _parse_moment(value: Any) -> date | datetime:
+    """A deny bound is a whole day (`2026-12-24`) or a wall-clock time in the windows' zone
+    (`2026-12-31T22:00`); YAML gives a date, a naive datetime or a string."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise ValueError("write deny times without an offset: they are read in the windows' timezone")
+        return value
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a date (2026-12-24) or a time (2026-12-31T22:00)")
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a date (2026-12-24) nor a time (2026-12-31T22:00)") from None
+    if len(text) <= 10:
+        return moment.date()
+    return _parse_moment(moment)
+
+
+Moment = Annotated[
+    date | datetime,
+    PlainValidator(_parse_moment),
+    WithJsonSchema({"type": "string", "examples": ["2026-12-24", "2026-12-31T22:00"]}),
+]
+
+
 class DenyWindow(_Model):
-    from_: date = Field(alias="from")
-    to: date
+    """A freeze. Dates are whole days (both ends included); times are wall-clock times in
+    the windows' zone (`to` excluded), so a freeze can start at 22:00 and run over midnight."""
+
+    from_: Moment = Field(alias="from")
+    to: Moment
     reason: str | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> DenyWindow:
-        if self.to < self.from_:
-            raise ValueError(f"to {self.to} is before from {self.from_}")
+        start, end = wall_clock(self.from_, end=False), wall_clock(self.to, end=True)
+        if end <= start:
+            raise ValueError(f"to {self.to} is not after from {self.from_}")
+        return self
+
+
+def wall_clock(moment: date, *, end: bool) -> datetime:
+    """A deny bound as a naive wall-clock time: a date ends at the next midnight."""
+    if isinstance(moment, datetime):
+        return moment
+    return datetime.combine(moment + timedelta(days=1) if end else moment, time())
+
+
+class HolidayCalendar(_Model):
+    """Public holidays from the `holidays` package, each a whole-day freeze named after
+    the holiday."""
+
+    country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. DE")
+    subdiv: str | None = Field(None, description="subdivision code, e.g. BE for Berlin")
+    categories: list[str] = Field(default_factory=lambda: ["public"], min_length=1)
+    language: str | None = Field(None, description="language of the holiday names, e.g. en_US")
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidayCalendar:
+        check_holidays(self.country, self.subdiv, tuple(self.categories), self.language)
         return self
 
 
@@ -264,17 +325,25 @@ class DeployWindows(_Model):
     timezone: str = "UTC"
     allow: list[AllowWindow] = Field(default_factory=list)
     deny: list[DenyWindow] = Field(default_factory=list)
+    holidays: list[HolidayCalendar] = Field(default_factory=list)
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-            ) from None
-        return value
+        return check_zone(value)
+
+
+def check_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+    return value
 
 
 class RollbackPolicy(_Model):

@@ -1,15 +1,25 @@
-"""What a rollout is started and controlled with.
+"""What rollouts and trains are started and controlled with.
 
-These models live outside the workflow module on purpose: the sandbox executes a workflow's
+These models live outside the workflow modules on purpose: the sandbox executes a workflow's
 own module afresh for every run, and building a pydantic model over the whole plan costs
 about 30 ms and 130 KB each time. Passed through, they are built once per worker.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from datetime import datetime
 
-from shiprail.plan.models import RolloutPlan
+from pydantic import BaseModel, Field
+
+from shiprail.plan.cars import Car
+from shiprail.plan.models import BudgetPolicy, DeployWindows, RolloutPlan
+from shiprail.plan.train import ReleaseTrain
+
+
+class ControlRequest(BaseModel):
+    actor: str
+    reason: str = ""
+    service: str | None = None
 
 
 class RolloutInput(BaseModel):
@@ -17,9 +27,54 @@ class RolloutInput(BaseModel):
     rollout_id: str
     started_by: str = "unknown"
     wait_for_locks: bool = True
+    # A car of a release train: the train's name, and its windows and budget policy, which
+    # apply on top of the plan's own.
+    train: str | None = None
+    train_windows: DeployWindows | None = None
+    train_budget_policy: BudgetPolicy | None = None
+    # Started with `--override-window`: steps do not wait for deploy windows.
+    window_override: ControlRequest | None = None
 
 
-class ControlRequest(BaseModel):
+class BoardRequest(BaseModel):
+    car: Car
+    actor: str
+
+
+class UnboardRequest(BaseModel):
+    car: str
     actor: str
     reason: str = ""
-    service: str | None = None
+
+
+class SkipRequest(BaseModel):
+    departs: datetime
+    actor: str
+    reason: str
+
+
+class TriggerRequest(BaseModel):
+    """`train trigger`: the triggered departure also takes the cars booked up to `upto`."""
+
+    upto: datetime | None
+    actor: str
+
+
+class ConfigureRequest(BaseModel):
+    train: ReleaseTrain
+    actor: str
+
+
+class ClaimRequest(BaseModel):
+    train: str
+    departure_id: str
+    scheduled: datetime
+
+
+class Claim(BaseModel):
+    train: ReleaseTrain
+    cars: list[Car] = Field(default_factory=list)
+
+
+class DepartureInput(BaseModel):
+    train: str

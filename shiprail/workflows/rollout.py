@@ -9,6 +9,7 @@ evaluated inside it), so history grows with service-steps, not with evaluations.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -44,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from shiprail.plan.models import RolloutPlan
     from shiprail.plan.resolve import ServiceSettings, plan_waves, resolve_services
     from shiprail.plan.waves import dependents
-    from shiprail.plan.windows import closed_reason, next_open
+    from shiprail.plan.windows import next_open, wait_note
     from shiprail.status import (
         AuditEntry,
         Exposure,
@@ -125,6 +126,11 @@ class RolloutWorkflow:
         self._work: asyncio.Task[None] | None = None
         self._last_phase: Phase | None = None
         self._locked = False
+        self._windows = [w for w in (request.plan.spec.windows, request.train_windows) if w is not None]
+        self._budget_policies = [
+            p for p in (request.plan.spec.budget_policy, request.train_budget_policy) if p is not None
+        ]
+        self._override = request.window_override
 
     # ---- run -------------------------------------------------------------------------
 
@@ -132,6 +138,12 @@ class RolloutWorkflow:
     async def run(self, request: RolloutInput) -> RolloutStatus:
         self._status.started_at = workflow.now()
         self._log("phase", f"rollout started by {request.started_by}", actor=request.started_by)
+        if self._override is not None:
+            self._log(
+                "human",
+                f"started with a window override: {self._override.reason}",
+                actor=self._override.actor,
+            )
         self._refresh()
         self._work = asyncio.create_task(self._drive(request.wait_for_locks))
         try:
@@ -211,25 +223,23 @@ class RolloutWorkflow:
         self._locks = []
 
     async def _check_budget(self) -> None:
-        policy = self._plan.spec.budget_policy
-        if policy is None:
-            return
-        result = await workflow.execute_activity(
-            budget_activity.check_budget,
-            BudgetRequest(services=list(self._settings), policy=policy, prometheus_url=self._prom_url()),
-            start_to_close_timeout=timedelta(minutes=2),
-            summary="error budget check",
-        )
-        for service, verdict in result.verdicts.items():
-            self._log(
-                "gate",
-                f"budget_policy: {verdict.status.value}: {verdict.reason}",
-                service=service,
-                data=verdict.model_dump(mode="json"),
+        for policy in self._budget_policies:
+            result = await workflow.execute_activity(
+                budget_activity.check_budget,
+                BudgetRequest(services=list(self._settings), policy=policy, prometheus_url=self._prom_url()),
+                start_to_close_timeout=timedelta(minutes=2),
+                summary="error budget check",
             )
-        if not result.passed:
-            blocked = [f"{s}: {v.reason}" for s, v in result.verdicts.items() if v.status.value != "pass"]
-            raise _Blocked("blocked by budget_policy: " + "; ".join(blocked))
+            for service, verdict in result.verdicts.items():
+                self._log(
+                    "gate",
+                    f"budget_policy: {verdict.status.value}: {verdict.reason}",
+                    service=service,
+                    data=verdict.model_dump(mode="json"),
+                )
+            if not result.passed:
+                blocked = [f"{s}: {v.reason}" for s, v in result.verdicts.items() if v.status.value != "pass"]
+                raise _Blocked("blocked by budget_policy: " + "; ".join(blocked))
 
     async def _record_exposures(self) -> None:
         async def read(s: ServiceSettings) -> None:
@@ -304,22 +314,26 @@ class RolloutWorkflow:
         )
 
     async def _wait_for_window(self, group: Sequence[ServiceSettings]) -> None:
-        windows = self._plan.spec.windows
-        if windows is None:
-            return
-        while True:
+        """Hold the next step until every deploy window (the plan's, and the train's for a
+        car) is open, or a human overrides them. Asked at every step start."""
+        while self._windows and self._override is None:
             now = workflow.now()
-            opens = next_open(now, windows)
+            # The holidays package loads each country's module on first use.
+            with workflow.unsafe.imports_passed_through():
+                opens = next_open(now, self._windows)
+                note = wait_note(now, opens, self._windows) if opens is not None and opens != now else ""
             if opens == now:
                 return
             if opens is None:
                 raise self._step_failed(group[0].name, "no deploy window opens in the next 400 days")
-            reason = closed_reason(now, windows)
             for s in group:
-                self._set_state(
-                    s.name, ServiceState.WAITING_WINDOW, note=f"until {opens:%Y-%m-%d %H:%M} UTC: {reason}"
-                )
-            await workflow.sleep(opens - now)
+                self._set_state(s.name, ServiceState.WAITING_WINDOW, note=note)
+            # Patched: rollouts recorded before overrides existed slept through the window.
+            if not workflow.patched("window-override"):
+                await workflow.sleep(opens - now)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._override is not None, timeout=opens - now)
 
     async def _actuate(self, s: ServiceSettings, index: int) -> None:
         if self._rollback is not None:
@@ -740,6 +754,25 @@ class RolloutWorkflow:
     def _validate_abort(self, request: ControlRequest) -> None:
         self._refuse_unless_active("abort")
 
+    @workflow.update
+    def override(self, request: ControlRequest) -> str:
+        self._override = request
+        self._log("human", f"window override: {request.reason}", actor=request.actor)
+        waiting = [s.name for s in self._status.services if s.state is ServiceState.WAITING_WINDOW]
+        self._refresh()
+        going = f"; {', '.join(waiting)} go on now" if waiting else ""
+        return f"deploy windows overridden for the rest of this rollout{going}"
+
+    @override.validator
+    def _validate_override(self, request: ControlRequest) -> None:
+        self._refuse_unless_active("override")
+        if not self._windows:
+            raise ApplicationError("this rollout has no deploy windows; nothing to override")
+        if self._override is not None:
+            raise ApplicationError(f"deploy windows are already overridden (by {self._override.actor})")
+        if not request.reason:
+            raise ApplicationError("an override needs a reason: it is recorded in the audit log")
+
     # ---- queries ---------------------------------------------------------------------
 
     @workflow.query
@@ -906,11 +939,12 @@ async def _all_or_cancel(work: Sequence[Awaitable[T]]) -> list[T]:
     return [t.result() for t in tasks]
 
 
-def start_search_attributes(plan: RolloutPlan) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(visibility.PLAN, plan.metadata.name),
-            SearchAttributePair(visibility.PHASE, Phase.PENDING.value),
-            SearchAttributePair(visibility.SERVICES, [s.name for s in plan.spec.services]),
-        ]
-    )
+def start_search_attributes(plan: RolloutPlan, *, train: str | None = None) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(visibility.PLAN, plan.metadata.name),
+        SearchAttributePair(visibility.PHASE, Phase.PENDING.value),
+        SearchAttributePair(visibility.SERVICES, [s.name for s in plan.spec.services]),
+    ]
+    if train is not None:
+        pairs.append(SearchAttributePair(visibility.TRAIN, train))
+    return TypedSearchAttributes(pairs)

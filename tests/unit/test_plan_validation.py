@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shiprail.plan import PlanError, load_plan, parse_plan
+from shiprail.plan.loader import parse_train
 from tests.helpers import run_cli
 
 PLANS = Path(__file__).parent / "plans"
@@ -31,10 +32,15 @@ CASES = [
     ),
     ("bad-duration.yaml", 7, "spec.defaults.bake", "bad duration '5 minutes'"),
     ("interval-longer-than-bake.yaml", 8, "spec.defaults.interval", "interval 2m is longer than bake 1m"),
-    ("window-end-before-start.yaml", 8, "spec.windows.allow[0]", "end 09:00 is not after start 16:00"),
+    (
+        "window-end-before-start.yaml",
+        8,
+        "spec.windows.allow[0]",
+        "start and end are both 16:00: the window would be empty",
+    ),
     ("unknown-timezone.yaml", 7, "spec.windows.timezone", "unknown time zone 'Europe/Berlinn'"),
-    ("empty.yaml", 0, "", "the plan is empty"),
-    ("wrong-kind.yaml", 2, "", "not a shiprail plan"),
+    ("empty.yaml", 0, "", "the file is empty: expected a rollout plan"),
+    ("wrong-kind.yaml", 2, "", "not a rollout plan"),
     ("yaml-syntax.yaml", 7, "", "YAML syntax error, column 3"),
     ("no-services.yaml", 6, "spec.services", "at least one service"),
     ("literal-secret.yaml", 12, "spec.services[0].actuator.headers.Authorization", "env:NAME or file:PATH"),
@@ -96,11 +102,13 @@ def test_yaml_number_version_is_refused_with_a_hint() -> None:
     assert "quote it" in str(caught.value)
 
 
-def test_a_release_train_file_is_named_as_such_without_pointing_to_a_missing_command() -> None:
-    with pytest.raises(PlanError, match="ReleaseTrain, not a RolloutPlan") as caught:
+def test_a_train_where_a_plan_is_expected_and_the_reverse_are_named_as_such() -> None:
+    with pytest.raises(
+        PlanError, match=r"this is a release train \(kind: ReleaseTrain\), not a rollout plan"
+    ):
         parse_plan("apiVersion: shiprail/v1\nkind: ReleaseTrain\n")
-    assert "no release trains yet" in str(caught.value)
-    assert "shiprail train" not in str(caught.value)
+    with pytest.raises(PlanError, match=r"this is a rollout plan \(kind: RolloutPlan\), not a release train"):
+        parse_train("apiVersion: shiprail/v1\nkind: RolloutPlan\n")
 
 
 def test_lockstep_wave_must_share_steps() -> None:
