@@ -5,6 +5,7 @@ through these functions only.
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -187,6 +188,7 @@ class Boarding:
     car: Car
     cutoff: datetime
     missed: datetime | None  # a departure whose boarding had closed, so the car takes the next
+    zone: zoneinfo.ZoneInfo
 
 
 async def board(client: Client, name: str, plan: RolloutPlan, depends_on: list[str], actor: str) -> Boarding:
@@ -202,7 +204,7 @@ async def board(client: Client, name: str, plan: RolloutPlan, depends_on: list[s
             boarded: Car = await _train_update(
                 client, name, TrainWorkflow.board, BoardRequest(car=car, actor=actor)
             )
-            return Boarding(car=boarded, cutoff=departs - cutoff, missed=missed)
+            return Boarding(car=boarded, cutoff=departs - cutoff, missed=missed, zone=state.train.zone)
         missed = missed or departs
     raise BadInput(
         f"train {name} has no upcoming departure whose boarding is still open"
@@ -344,7 +346,13 @@ def show_document(name: str, description: ScheduleDescription, state: TrainState
                 "outcome": d.outcome,
                 "reason": d.reason,
                 "cars": [
-                    {"car": c.car, "rollout_id": c.rollout_id, "phase": c.phase, "outcome": c.outcome}
+                    {
+                        "car": c.car,
+                        "rollout_id": c.rollout_id,
+                        "phase": c.phase,
+                        "outcome": c.outcome,
+                        "note": c.note,
+                    }
                     for c in d.cars
                 ],
             }

@@ -10,15 +10,17 @@ import typer
 from rich.table import Table
 
 from shiprail.cli._console import out, print_json
+from shiprail.errors import BadInput
 from shiprail.plan import (
     PlanError,
     RolloutPlan,
     Schedule,
     build_schedule,
     format_duration,
-    load_plan,
     resolve_services,
 )
+from shiprail.plan.loader import load_document
+from shiprail.plan.train import ReleaseTrain
 
 app = typer.Typer(help="Validate plans and print their JSON Schema.", no_args_is_help=True)
 
@@ -105,12 +107,16 @@ def check(
     With --prometheus, every gate query also runs once against live Prometheus; a query
     Prometheus rejects is reported with its own message and exits 2."""
     try:
-        plan = load_plan(plan_path)
+        document = load_document(plan_path)
     except PlanError as exc:
         if as_json:
             print_json({"valid": False, "issues": [i.to_dict() for i in exc.issues]})
             raise typer.Exit(2) from None
         raise
+    if isinstance(document, ReleaseTrain):
+        _check_train(plan_path, document, as_json)
+        return
+    plan = document
     summary = _plan_summary(plan, build_schedule(plan))
     if prometheus is None:
         if as_json:
@@ -130,10 +136,54 @@ def check(
     raise typer.Exit(exit_code(rows))
 
 
+def _check_train(path: Path, train: ReleaseTrain, as_json: bool) -> None:
+    spec = train.spec
+    schedule = spec.schedule
+    summary = {
+        "valid": True,
+        "train": train.metadata.name,
+        "kind": "ReleaseTrain",
+        "timezone": schedule.timezone,
+        "cron": schedule.cron,
+        "every": format_duration(schedule.every) if schedule.every else None,
+        "jitter": format_duration(schedule.jitter),
+        "cutoff": format_duration(spec.cutoff),
+        "overlap": spec.overlap,
+        "catchup_window": format_duration(spec.catchup_window),
+        "on_failure": spec.on_failure,
+        "parallel": spec.parallel,
+        "windows": spec.windows is not None,
+        "budget_policy": spec.budget_policy is not None,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    cadence = ", ".join([*schedule.cron, *([f"every {summary['every']}"] if schedule.every else [])])
+    out.print(f"[green]✓[/] {path}: release train [bold]{train.metadata.name}[/] is valid")
+    out.print(f"  departs: {cadence} ({schedule.timezone}), jitter {summary['jitter']}")
+    out.print(
+        f"  boarding closes {summary['cutoff']} before each departure; overlap: {spec.overlap};"
+        f" catch-up window {summary['catchup_window']}"
+    )
+    out.print(
+        f"  a failed car: {spec.on_failure}; independent cars {'together' if spec.parallel else 'one by one'}"
+    )
+    if spec.windows:
+        out.print(f"  deploy windows apply to every car (see `shiprail windows show {path}`)")
+
+
 @app.command("schema")
-def schema() -> None:
-    """Print the JSON Schema of rollout plans."""
-    document = RolloutPlan.model_json_schema(by_alias=True, mode="validation")
+def schema(
+    kind: Annotated[
+        str, typer.Option(help="RolloutPlan or ReleaseTrain", case_sensitive=False)
+    ] = "RolloutPlan",
+) -> None:
+    """Print the JSON Schema of rollout plans (or, with --kind ReleaseTrain, of trains)."""
+    models: dict[str, Any] = {"rolloutplan": RolloutPlan, "releasetrain": ReleaseTrain}
+    model = models.get(kind.lower())
+    if model is None:
+        raise BadInput(f"--kind {kind!r}: expected RolloutPlan or ReleaseTrain")
+    document = model.model_json_schema(by_alias=True, mode="validation")
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "shiprail RolloutPlan (apiVersion shiprail/v1)"
+    document["title"] = f"shiprail {model.__name__} (apiVersion shiprail/v1)"
     out.file.write(json.dumps(document, indent=2) + "\n")

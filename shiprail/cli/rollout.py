@@ -35,6 +35,11 @@ def actor() -> str:
 
 
 def ui_link(rollout_id: str, address: str | None) -> str:
+    return f"{ui_base(address)}/workflows/{rollout_id}"
+
+
+def ui_base(address: str | None) -> str:
+    """The web UI's namespace page: `SHIPRAIL_UI_URL`, or guessed from the address."""
     config = connect_config(address)
     namespace = config["namespace"]
     base = os.environ.get("SHIPRAIL_UI_URL")
@@ -46,10 +51,10 @@ def ui_link(rollout_id: str, address: str | None) -> str:
             base = "https://cloud.temporal.io"
         else:
             base = f"http://{host}:8080"
-    return f"{base.rstrip('/')}/namespaces/{namespace}/workflows/{rollout_id}"
+    return f"{base.rstrip('/')}/namespaces/{namespace}"
 
 
-async def _client(address: str | None) -> Client:
+async def connect_cli(address: str | None) -> Client:
     return await connect(address, identity=actor())
 
 
@@ -103,7 +108,12 @@ async def _warn_without_worker(client: Client) -> None:
 
 
 async def start_rollout(
-    client: Client, plan: RolloutPlan, rollout_id: str, *, wait_for_locks: bool = True
+    client: Client,
+    plan: RolloutPlan,
+    rollout_id: str,
+    *,
+    wait_for_locks: bool = True,
+    window_override: ControlRequest | None = None,
 ) -> WorkflowHandle[Any, RolloutStatus]:
     """Start the rollout workflow with its search attributes and web-UI summary."""
     ticket = f" [{plan.metadata.ticket}]" if plan.metadata.ticket else ""
@@ -111,7 +121,13 @@ async def start_rollout(
     try:
         return await client.start_workflow(
             RolloutWorkflow.run,
-            RolloutInput(plan=plan, rollout_id=rollout_id, started_by=actor(), wait_for_locks=wait_for_locks),
+            RolloutInput(
+                plan=plan,
+                rollout_id=rollout_id,
+                started_by=actor(),
+                wait_for_locks=wait_for_locks,
+                window_override=window_override,
+            ),
             id=rollout_id,
             task_queue=TASK_QUEUE,
             search_attributes=start_search_attributes(plan),
@@ -137,15 +153,24 @@ def start(
     rollout_id: Annotated[
         str | None, typer.Option("--id", help="rollout id (default: plan name + UTC time)")
     ] = None,
+    override_window: Annotated[
+        bool, typer.Option("--override-window", help="steps do not wait for deploy windows (needs --reason)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why the windows are overridden (audited)")] = None,
     address: Address = None,
 ) -> None:
     """Start a rollout; print its id and web-UI link."""
     plan = load_plan(plan_path)
     rid = rollout_id or f"{plan.metadata.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    if override_window and not reason:
+        raise BadInput("--override-window needs --reason: the override is recorded in the audit log")
+    if reason and not override_window:
+        raise BadInput("--reason goes with --override-window")
+    override = ControlRequest(actor=actor(), reason=reason or "") if override_window else None
 
     async def go() -> int:
-        client = await _client(address)
-        handle = await start_rollout(client, plan, rid, wait_for_locks=not no_wait)
+        client = await connect_cli(address)
+        handle = await start_rollout(client, plan, rid, wait_for_locks=not no_wait, window_override=override)
         link = ui_link(rid, address)
         out.print(f"started rollout [bold]{rid}[/]")
         out.print(f"web UI: {link}")
@@ -171,7 +196,7 @@ def status(
     """Per-service wave, step, weight, gate verdicts and the phase."""
 
     async def go() -> None:
-        handle = (await _client(address)).get_workflow_handle(rollout_id)
+        handle = (await connect_cli(address)).get_workflow_handle(rollout_id)
         if watch and not as_json:
             await _watch(handle, ui_link(rollout_id, address))
             return
@@ -199,7 +224,7 @@ def list_rollouts(
         query += f' AND ShiprailServices = "{service}"'
 
     async def go() -> None:
-        client = await _client(address)
+        client = await connect_cli(address)
         rows: list[dict[str, Any]] = []
         async for execution in client.list_workflows(query, limit=limit):
             attributes = execution.typed_search_attributes
@@ -233,7 +258,7 @@ def list_rollouts(
 
 
 async def _control(rollout_id: str, address: str | None, update: Any, request: ControlRequest) -> str:
-    handle = (await _client(address)).get_workflow_handle(rollout_id)
+    handle = (await connect_cli(address)).get_workflow_handle(rollout_id)
     try:
         result: str = await handle.execute_update(update, request)
         return result
@@ -280,6 +305,7 @@ def _control_command(verb: str, update: Any, *, reason_required: bool) -> Any:
         "pause": "Hold at the current weight after the current bake; gates keep being evaluated.",
         "resume": "Continue a paused rollout.",
         "abort": "Roll back every touched service now.",
+        "override": "Let a rollout that waits for a deploy window go on now (audited with --reason).",
     }[verb]
     return command
 
@@ -305,7 +331,7 @@ def audit(
     """Every decision, actuation, gate verdict and human action, with who, when and why."""
 
     async def go() -> list[AuditEntry]:
-        handle = (await _client(address)).get_workflow_handle(rollout_id)
+        handle = (await connect_cli(address)).get_workflow_handle(rollout_id)
         try:
             entries: list[AuditEntry] = await handle.query(RolloutWorkflow.audit)
             return entries
@@ -335,4 +361,5 @@ def register(app: typer.Typer) -> None:
     app.command("resume")(_control_command("resume", RolloutWorkflow.resume, reason_required=False))
     app.command("approve")(approve)
     app.command("abort")(_control_command("abort", RolloutWorkflow.abort, reason_required=True))
+    app.command("override")(_control_command("override", RolloutWorkflow.override, reason_required=True))
     app.command("audit")(audit)
