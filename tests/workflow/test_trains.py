@@ -3,6 +3,7 @@ departures running their cars as child rollouts, and the failure and overlap pol
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -70,10 +71,8 @@ async def cleanup(client: Client) -> Any:
     names: list[str] = []
     yield names
     for name in names:
-        try:
+        with contextlib.suppress(BadInput):
             await train_client.delete(client, name, "tester")
-        except BadInput:
-            pass
 
 
 async def test_dependent_cars_depart_in_order_on_the_cadence(
