@@ -4,8 +4,10 @@ departures running their cars as child rollouts, and the failure and overlap pol
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,11 +16,13 @@ from temporalio.client import Client
 
 from shiprail import train_client
 from shiprail.demo.actuator import ActuatorServer
+from shiprail.devstack.temporal import TemporalDevServer, temporal_binary
 from shiprail.errors import BadInput
-from shiprail.plan import RolloutPlan
+from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.plan.loader import parse_train
 from shiprail.plan.train import ReleaseTrain
 from shiprail.train_status import DepartureRecord
+from tests.helpers import plan_document
 from tests.workflow.helpers import WEIGHT_GATE, eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -33,19 +37,15 @@ def train_of(name: str, **spec: Any) -> ReleaseTrain:
 
 
 def car_plan(
-    actuator: ActuatorServer, name: str, services: list[str], *, failing: bool = False
+    actuator: ActuatorServer, name: str, services: list[str], *, failing: bool = False, **defaults: Any
 ) -> RolloutPlan:
     for service in services:
         if service not in actuator.store.exposures:
             actuator.store.add(service, "1.0")
-    spec: dict[str, Any] = {"defaults": {**FAST, "gates": ["weight"] if failing else []}}
+    spec: dict[str, Any] = {"defaults": {**FAST, "gates": ["weight"] if failing else [], **defaults}}
     if failing:
         spec["gates"] = {"weight": {**WEIGHT_GATE, "max": 20}}
-    from tests.helpers import plan_document
-
     document = plan_document(actuator.url, [{"name": s} for s in services], metadata={"name": name}, **spec)
-    from shiprail.plan import parse_plan
-
     return parse_plan(yaml.safe_dump(document))
 
 
@@ -103,3 +103,142 @@ async def test_dependent_cars_depart_in_order_on_the_cadence(
     found = [w.id async for w in client.list_workflows(f'ShiprailTrain = "{name}"')]
     assert departure.id in found
     assert all(c.rollout_id in found for c in departure.cars)
+
+
+async def wait_inside_cutoff(client: Client, name: str, cutoff: float) -> datetime:
+    """Poll until the next departure's boarding has closed; return that departure."""
+    found: list[datetime] = []
+
+    async def check() -> bool:
+        description = await client.get_schedule_handle(train_client.schedule_id(name)).describe()
+        departs = description.info.next_action_times[0].astimezone(UTC)
+        left = (departs - datetime.now(UTC)).total_seconds()
+        found[:] = [departs]
+        return 0.5 < left < cutoff - 0.5
+
+    await eventually(check, 30, "the next departure's boarding to close")
+    return found[0]
+
+
+async def test_a_plan_boarded_after_the_cutoff_departs_on_the_next_departure(
+    client: Client, actuator: ActuatorServer, cleanup: list[str]
+) -> None:
+    name = unique("cut")
+    cleanup.append(name)
+    await train_client.create_train(client, train_of(name, schedule={"every": "8s"}, cutoff="5s"), "tester")
+    closed = await wait_inside_cutoff(client, name, 5)
+    boarding = await train_client.board(
+        client, name, car_plan(actuator, unique("late"), [unique("svc")]), [], "t"
+    )
+    assert boarding.missed == closed
+    assert boarding.car.departure == closed + timedelta(seconds=8)
+    assert (await departed(client, name, closed)).outcome == "empty"
+    departure = await departed(client, name, boarding.car.departure)
+    assert [(c.car, c.phase) for c in departure.cars] == [(boarding.car.car, "succeeded")]
+
+
+async def test_overlap_skip_skips_a_departure_while_one_runs_and_says_so(
+    client: Client, actuator: ActuatorServer, cleanup: list[str]
+) -> None:
+    name = unique("busy")
+    cleanup.append(name)
+    await train_client.create_train(client, train_of(name, schedule={"every": "3s"}), "tester")
+    slow = car_plan(actuator, unique("slow"), [unique("svc")], steps=[100], bake="8s")
+    boarding = await train_client.board(client, name, slow, [], "tester")
+
+    async def skipped() -> bool:
+        description = await client.get_schedule_handle(train_client.schedule_id(name)).describe()
+        return description.info.num_actions_skipped_overlap >= 1
+
+    await eventually(skipped, 30, "a departure skipped by overlap")
+    with pytest.raises(BadInput, match="overlap: skip"):
+        await train_client.trigger(client, name, "tester")
+    description, state = await train_client.describe(client, name)
+    shown = train_client.show_document(name, description, state)
+    assert shown["skipped_by_overlap"] >= 1
+    assert shown["running"]
+    assert (await departed(client, name, boarding.car.departure, timeout=60)).outcome == "succeeded"
+
+
+async def _three_cars(
+    client: Client, actuator: ActuatorServer, name: str, on_failure: str
+) -> tuple[DepartureRecord, list[str]]:
+    await train_client.create_train(
+        client, train_of(name, schedule={"every": "4s"}, on_failure=on_failure, cutoff="1s"), "tester"
+    )
+    bad = car_plan(actuator, unique("bad"), [unique("pay")], failing=True)
+    dependent = car_plan(actuator, unique("dep"), [unique("chk")])
+    independent = car_plan(actuator, unique("ind"), [unique("srch")])
+    names = [p.metadata.name for p in (bad, dependent, independent)]
+    first = await train_client.board(client, name, bad, [], "tester")
+    for plan, needs in ((dependent, [bad.metadata.name]), (independent, [])):
+        boarding = await train_client.board(client, name, plan, needs, "tester")
+        if boarding.car.departure != first.car.departure:
+            pytest.fail("the boarding straddled a cut-off")  # pragma: no cover
+    return await departed(client, name, first.car.departure, timeout=90), names
+
+
+async def test_a_failing_car_stops_the_train_under_stop(
+    client: Client, actuator: ActuatorServer, cleanup: list[str]
+) -> None:
+    name = unique("stop")
+    cleanup.append(name)
+    departure, (bad, dependent, independent) = await _three_cars(client, actuator, name, "stop")
+    outcomes = {c.car: c.outcome for c in departure.cars}
+    assert outcomes == {
+        bad: "rolled_back",
+        dependent: "not started: train stopped",
+        independent: "not started: train stopped",
+    }
+    assert departure.outcome == "failed"
+
+
+async def test_independent_cars_still_run_under_continue(
+    client: Client, actuator: ActuatorServer, cleanup: list[str]
+) -> None:
+    name = unique("cont")
+    cleanup.append(name)
+    departure, (bad, dependent, independent) = await _three_cars(client, actuator, name, "continue")
+    outcomes = {c.car: c.outcome for c in departure.cars}
+    assert outcomes == {bad: "rolled_back", dependent: f"skipped: depends on {bad}", independent: "succeeded"}
+    assert departure.outcome == "failed"
+
+
+async def test_pause_resume_skip_and_trigger(
+    client: Client, actuator: ActuatorServer, cleanup: list[str], temporal_server: TemporalDevServer
+) -> None:
+    name = unique("ctl")
+    cleanup.append(name)
+    await train_client.create_train(client, train_of(name, schedule={"every": "1h"}), "tester")
+    listed = subprocess.run(
+        [str(temporal_binary()), "schedule", "list", "--address", temporal_server.address, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert train_client.schedule_id(name) in {s["scheduleId"] for s in json.loads(listed.stdout)}
+    handle = client.get_schedule_handle(train_client.schedule_id(name))
+    await train_client.pause(client, name, "change freeze", "tester")
+    assert (await handle.describe()).schedule.state.paused
+    before = (await handle.describe()).info.next_action_times[0]
+    departs = await train_client.departures_to_skip(client, name, day=None)
+    await train_client.skip(client, name, departs, "release party", "tester")
+    description, state = await train_client.describe(client, name)
+    assert before not in description.info.next_action_times
+    assert [s.reason for s in state.skips] == ["release party"]
+    boarding = await train_client.board(
+        client, name, car_plan(actuator, unique("now"), [unique("svc")]), [], "t"
+    )
+    assert boarding.car.departure > before
+    # A trigger departs now, even while paused, with the cars booked on the next departure.
+    assert await train_client.trigger(client, name, "tester") == "started"
+
+    async def ran() -> bool:
+        state = await train_client.manifest(client, name)
+        return any(d.outcome == "succeeded" and d.cars for d in state.departures)
+
+    await eventually(ran, 60, "the triggered departure")
+    await train_client.resume(client, name, "", "tester")
+    assert not (await handle.describe()).schedule.state.paused
+    assert await train_client.delete(client, name, "tester") == 0
+    cleanup.remove(name)
