@@ -20,7 +20,11 @@ from shiprail.plan import load_plan
 from shiprail.status import Phase
 
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from shiprail.demo.stack import DemoStack
+    from shiprail.plan import RolloutPlan
+    from shiprail.train_status import DepartureRecord
 
 DEFAULT_PLAN = Path(__file__).resolve().parents[2] / "examples" / "demo-plan.yaml"
 
@@ -73,6 +77,14 @@ async def _run(stack: DemoStack, plan_path: Path, scenario: str, exit_at_end: bo
     )
     out.print(f"router API:       {stack.fleet.router_url}")
     async with running_worker(client):
+        from shiprail.demo.scenarios import SCENARIOS
+
+        if SCENARIOS[scenario].train:
+            code = await _run_train(client, plan, ui or "")
+            if not exit_at_end:
+                out.print("the stack keeps running (the train departs every 30s) — Ctrl-C to stop")
+                await asyncio.Event().wait()
+            return code
         rollout_id = f"demo-{scenario}-{datetime.now(UTC):%H%M%S}"
         handle = await start_rollout(client, plan, rollout_id)
         link = f"{ui}/namespaces/{client.namespace}/workflows/{rollout_id}"
@@ -92,6 +104,55 @@ async def _run(stack: DemoStack, plan_path: Path, scenario: str, exit_at_end: bo
             out.print(f"the stack keeps running: open {link}  — Ctrl-C to stop")
             await asyncio.Event().wait()
         return code
+
+
+async def _run_train(client: Client, plan: RolloutPlan, ui: str) -> int:
+    """Create the demo train, board the plan as two dependent cars, and show the departure
+    that carries them until it ends."""
+    from rich.live import Live
+    from rich.table import Table
+
+    from shiprail import train_client
+    from shiprail.demo.train import TRAIN_NAME, demo_cars, demo_train
+
+    await train_client.create_train(client, demo_train(), "demo")
+    out.print(
+        f"release train [bold]{TRAIN_NAME}[/]: {ui}/namespaces/{client.namespace}/schedules/train-{TRAIN_NAME}"
+    )
+    departs = None
+    for car, depends_on in demo_cars(plan):
+        boarding = await train_client.board(client, TRAIN_NAME, car, depends_on, "demo")
+        departs = boarding.car.departure
+        after = f" after {', '.join(depends_on)}" if depends_on else ""
+        out.print(f"boarded {car.metadata.name} ({', '.join(s.name for s in car.spec.services)}){after}")
+    assert departs is not None
+    out.print(f"departure at {departs:%H:%M:%S} UTC")
+
+    def view(record: DepartureRecord | None) -> Table:
+        table = Table(
+            "car",
+            "rollout",
+            "outcome",
+            title=f"train {TRAIN_NAME}: {record.outcome if record else 'boarding'}",
+        )
+        for c in record.cars if record else []:
+            table.add_row(c.car, c.rollout_id or "–", c.outcome)
+        return table
+
+    record: DepartureRecord | None = None
+    with Live(view(None), console=out, refresh_per_second=2) as live:
+        while record is None or record.outcome == "running":
+            await asyncio.sleep(1)
+            state = await train_client.manifest(client, TRAIN_NAME)
+            record = next(
+                (d for d in state.departures if abs((d.scheduled - departs).total_seconds()) < 1), None
+            )
+            live.update(view(record))
+    out.print(f"departure ended [bold]{record.outcome}[/]: {record.reason}")
+    for c in record.cars:
+        if c.rollout_id:
+            out.print(f"  {c.car}: {ui}/namespaces/{client.namespace}/workflows/{c.rollout_id}")
+    return ExitCode.OK if record.outcome == "succeeded" else ExitCode.ROLLOUT_FAILED
 
 
 def register(app: typer.Typer) -> None:

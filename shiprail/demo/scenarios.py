@@ -59,12 +59,18 @@ class Scenario:
     expect: str = "succeeded"  # the rollout's end phase
     caught_on: tuple[str, ...] = ()  # the services whose gates should fail
     caught_by: tuple[str, ...] = ()  # the gates meant to catch it
+    train: bool = False  # run the plan as two dependent cars of a release train
 
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("good", "every canary behaves like its stable version"),
+        Scenario(
+            "train",
+            "a release train departing every 30s carries the plan as two dependent cars (providers, then consumers)",
+            train=True,
+        ),
         Scenario(
             "bad-payments",
             "the payments canary fails 12% of requests",
