@@ -12,7 +12,9 @@ servers of configurable latency and one `shiprail worker` subprocess, then measu
     workflow on it can beat;
 (c) scale: N concurrent 5-service × 5-step rollouts: wall time, workflow tasks per second,
     the worker's peak RSS, failures;
-(d) history: events per service-step, and the whole history of a 50-service × 10-step plan.
+(d) history: events per service-step, and the whole history of a 50-service × 10-step plan;
+(e) trains: departure overhead (a departure's scheduled time to its first car's first
+    actuation reaching the actuator) and the history of a departure of 20 cars.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.workflows.inputs import RolloutInput
 from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
 
-PARTS = ("step", "rollback", "history", "scale")
+PARTS = ("step", "rollback", "history", "scale", "train")
 PASSING_GATE = {"type": "threshold", "query": "vector(0)", "max": 1}
 # Real Prometheus evaluates the step's weight, so the gate fails at a chosen step.
 FAILING_GATE = {"type": "threshold", "query": "vector({{weight}})", "max": 20, "inconclusive_limit": 0}
@@ -353,6 +355,95 @@ async def history_size(stack: Stack, services: int, steps: int) -> dict[str, Any
     }
 
 
+# ---- (e) trains --------------------------------------------------------------------------
+
+
+async def _departure(
+    stack: Stack, train: str, actuator: ActuatorServer, cars: int, tag: str
+) -> tuple[float, WorkflowHistory, str]:
+    """Board `cars` one-service cars on the next departure and wait for it: (ms from its
+    scheduled time to the first actuation, the departure's history, its outcome)."""
+    from shiprail import train_client
+
+    departs = None
+    for n in range(cars):
+        name = f"{tag}-{n:02d}"
+        actuator.store.add(name, "1.0")
+        plan = _plan(
+            actuator.url,
+            [{"name": name, "gates": ["ok"]}],
+            stack.prometheus,
+            {"ok": PASSING_GATE},
+            steps=[100],
+            bake="1s",
+            interval="1s",
+        )
+        plan = plan.model_copy(update={"metadata": plan.metadata.model_copy(update={"name": name})})
+        boarding = await train_client.board(stack.client, train, plan, [], "bench")
+        if departs is not None and boarding.car.departure != departs:
+            raise RuntimeError("the cars of one benchmark departure straddled a cut-off")
+        departs = boarding.car.departure
+    assert departs is not None
+    deadline = time.monotonic() + 120 + 10 * cars
+    while time.monotonic() < deadline:
+        state = await train_client.manifest(stack.client, train)
+        done = [
+            d
+            for d in state.departures
+            if abs((d.scheduled - departs).total_seconds()) < 1 and d.outcome != "running"
+        ]
+        if done:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError(f"the departure at {departs} did not end in time")
+    record = done[0]
+    names = {f"{tag}-{n:02d}" for n in range(cars)}
+    first = min((c.received or c.time) for c in actuator.store.puts() if c.service in names)
+    history = await stack.client.get_workflow_handle(record.id).fetch_history()
+    return (first - record.scheduled.timestamp()) * 1000, history, record.outcome
+
+
+async def train_departures(stack: Stack, departures: int, cars: int) -> dict[str, Any]:
+    """Departure overhead over `departures` one-car departures, then one departure of `cars`
+    independent cars (parallel) and its history."""
+    from shiprail import train_client
+    from shiprail.plan.loader import parse_train
+
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    document = {
+        "apiVersion": "shiprail/v1",
+        "kind": "ReleaseTrain",
+        "metadata": {"name": name},
+        "spec": {"schedule": {"every": "5s"}, "cutoff": "1s", "parallel": True},
+    }
+    await train_client.create_train(stack.client, parse_train(yaml.safe_dump(document)), "bench")
+    actuator = ActuatorServer().start()
+    try:
+        overheads = []
+        for n in range(departures):
+            ms, _, outcome = await _departure(stack, name, actuator, 1, f"t{n}-{name}")
+            if outcome != "succeeded":
+                raise RuntimeError(f"a benchmark departure ended {outcome}")
+            overheads.append(ms)
+        _, history, outcome = await _departure(stack, name, actuator, cars, f"big-{name}")
+        if outcome != "succeeded":
+            raise RuntimeError(f"the {cars}-car departure ended {outcome}")
+    finally:
+        actuator.stop()
+        await train_client.delete(stack.client, name, "bench")
+    events = len(history.events)
+    return {
+        "departures": departures,
+        "overhead_ms": overheads,
+        "overhead_median_ms": statistics.median(overheads),
+        "cars": cars,
+        "departure_events": events,
+        "departure_events_per_car": events / cars,
+        "departure_history_bytes": sum(e.ByteSize() for e in history.events),
+    }
+
+
 async def bake_length_independence(stack: Stack) -> dict[str, Any]:
     """The same plan with a 1 s and an 8 s bake (1 s interval) writes the same history."""
     actuator = ActuatorServer().start()
@@ -450,6 +541,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             results["history"] = await history_size(stack, services=50, steps=10)
             results["history"]["by_bake_length"] = await bake_length_independence(stack)
             print(f"    {results['history']}", flush=True)
+        if "train" in args.parts:
+            print("(e) trains …", flush=True)
+            results["train"] = await train_departures(stack, departures=args.train_departures, cars=20)
+            print(f"    {results['train']}", flush=True)
         results["scale"] = []
         for n in args.scale if "scale" in args.parts else []:
             print(f"(c) scale: {n} concurrent rollouts …", flush=True)
@@ -487,6 +582,13 @@ def markdown(results: dict[str, Any]) -> str:
             f" {h['history_bytes'] / 1024:.0f} KiB | ≤ 51,200 events |",
             f"| history events per service-step | {h['events_per_service_step']:.1f} | ≤ 15 |",
         ]
+    if tr := results.get("train"):
+        lines += [
+            f"| train departure overhead, scheduled time → first actuation (median of {tr['departures']})"
+            f" | {tr['overhead_median_ms']:.0f} ms | |",
+            f"| history of a {tr['cars']}-car departure | {tr['departure_events']} events"
+            f" ({tr['departure_events_per_car']:.1f} a car), {tr['departure_history_bytes'] / 1024:.0f} KiB | |",
+        ]
     for sc in results["scale"]:
         lines.append(
             f"| {sc['rollouts']} concurrent 5×5 rollouts | {sc['wall_s']:.0f} s wall,"
@@ -504,6 +606,9 @@ def main(argv: list[str] | None = None) -> None:
         "--step-rollouts", type=positive, default=5, help="20-step rollouts for step overhead"
     )
     parser.add_argument("--rollback-runs", type=positive, default=5)
+    parser.add_argument(
+        "--train-departures", type=positive, default=5, help="one-car departures for overhead"
+    )
     parser.add_argument("--actuator-latency-ms", type=positive_float, default=10.0)
     parser.add_argument(
         "--server-journal", choices=list(JOURNALS), default="rollback", help="the dev server's SQLite journal"

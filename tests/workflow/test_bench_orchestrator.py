@@ -90,3 +90,16 @@ def test_a_missing_prometheus_exits_3_and_stops_what_it_started(
     assert exit_.value.code == 3
     assert "the `prometheus` binary was not found on PATH" in err and "Traceback" not in err
     assert _bench_processes() == []
+
+
+async def test_the_train_part_measures_a_departure(
+    client: Client, worker: Worker, prometheus: PrometheusServer
+) -> None:
+    from bench.orchestrator import train_departures
+
+    result = await train_departures(Stack(client, prometheus.url, worker_pid=os.getpid()), departures=1, cars=3)
+    # The first actuation comes after the departure was scheduled, and within a few seconds.
+    assert 0 < result["overhead_ms"][0] < 10_000
+    # A departure writes at least a child start and completion for each car.
+    assert result["departure_events_per_car"] >= 2
+    assert result["departure_events"] == round(result["departure_events_per_car"] * 3)
