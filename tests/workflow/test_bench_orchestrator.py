@@ -97,7 +97,9 @@ async def test_the_train_part_measures_a_departure(
 ) -> None:
     from bench.orchestrator import train_departures
 
-    result = await train_departures(Stack(client, prometheus.url, worker_pid=os.getpid()), departures=1, cars=3)
+    result = await train_departures(
+        Stack(client, prometheus.url, worker_pid=os.getpid()), departures=1, cars=3
+    )
     # The first actuation comes after the departure was scheduled, and within a few seconds.
     assert 0 < result["overhead_ms"][0] < 10_000
     # A departure writes at least a child start and completion for each car.

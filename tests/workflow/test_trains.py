@@ -242,3 +242,39 @@ async def test_pause_resume_skip_and_trigger(
     assert not (await handle.describe()).schedule.state.paused
     assert await train_client.delete(client, name, "tester") == 0
     cleanup.remove(name)
+
+
+async def test_the_trains_windows_hold_every_car_until_an_override(
+    client: Client, actuator: ActuatorServer, cleanup: list[str]
+) -> None:
+    from shiprail.status import Phase
+    from shiprail.workflows.rollout import RolloutWorkflow
+    from tests.workflow.helpers import control, wait_status
+
+    name = unique("frozen")
+    cleanup.append(name)
+    now = datetime.now(UTC)
+    freeze = {
+        "from": f"{now - timedelta(minutes=1):%Y-%m-%dT%H:%M:%S}",
+        "to": f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}",
+    }
+    train = train_of(
+        name, schedule={"every": "4s"}, cutoff="1s", windows={"deny": [{**freeze, "reason": "train freeze"}]}
+    )
+    await train_client.create_train(client, train, "tester")
+    boarding = await train_client.board(
+        client, name, car_plan(actuator, unique("car"), [unique("svc")]), [], "tester"
+    )
+    rollout_ids: list[str] = []
+
+    async def started() -> bool:
+        state = await train_client.manifest(client, name)
+        rollout_ids[:] = [c.rollout_id for d in state.departures for c in d.cars if c.rollout_id]
+        return bool(rollout_ids)
+
+    await eventually(started, 30, "the car's rollout")
+    handle = client.get_workflow_handle(rollout_ids[0])
+    waiting = await wait_status(handle, lambda s: s.phase is Phase.WAITING_WINDOW, what="waiting_window")
+    assert waiting.services[0].note.endswith("after train freeze")
+    await handle.execute_update(RolloutWorkflow.override, control(reason="ship it"))
+    assert (await departed(client, name, boarding.car.departure)).outcome == "succeeded"
