@@ -71,7 +71,11 @@ def rollout_id() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Cheap tests first: a broken plan model fails fast before servers start.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Alone, cheap tests first: a broken plan model fails fast before servers start. Under
+    # pytest-xdist, the long end-to-end tests first, so they run side by side instead of
+    # leaving one worker finishing them while the others are idle.
     order = {"unit": 0, "replay": 1, "workflow": 1, "e2e": 2}
+    if getattr(config.option, "numprocesses", None):
+        order = {"e2e": 0, "workflow": 1, "cli": 1, "replay": 2, "unit": 3}
     items.sort(key=lambda item: order.get(Path(str(item.fspath)).parent.name, 1))
