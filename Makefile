@@ -1,5 +1,5 @@
 # Everything bootstraps from a bare Python 3.11+: a private uv in .tools/, the locked
-# dependencies in .venv/, Prometheus from apt when it is missing and we are root.
+# dependencies in .venv/, Prometheus and HAProxy from apt when missing and we are root.
 PYTHON ?= python3
 TOOLS  := .tools
 UV     := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
@@ -8,7 +8,7 @@ VENV   := .venv
 TEST_WORKERS ?= 3
 BIN    := $(VENV)/bin
 
-.PHONY: all venv prometheus test lint typecheck unit demo dev bench clean
+.PHONY: all venv system prometheus test lint typecheck unit demo dev bench clean
 
 all: test
 
@@ -22,8 +22,10 @@ $(BIN)/shiprail: pyproject.toml uv.lock | $(UV)
 
 venv: $(BIN)/shiprail
 
-prometheus:
-	@sh scripts/ensure-prometheus.sh
+system:
+	@sh scripts/ensure-system.sh
+
+prometheus: system
 
 lint: venv
 	$(BIN)/ruff check shiprail tests bench
@@ -35,16 +37,16 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-test: venv prometheus lint typecheck
+test: venv system lint typecheck
 	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
-demo: venv prometheus
+demo: venv system
 	$(BIN)/shiprail demo $(if $(SCENARIO),--scenario $(SCENARIO),)
 
 dev: venv
 	$(BIN)/shiprail dev
 
-bench: venv prometheus
+bench: venv system
 	$(BIN)/python -m bench.gates
 	$(BIN)/python -m bench.orchestrator
 

@@ -49,12 +49,15 @@ class ServiceState(StrEnum):
 
 
 class Exposure(BaseModel):
-    """What an actuator reports: which versions serve and the canary's weight."""
+    """What an actuator reports: which versions serve and the canary's weight, and for
+    actuators whose state is richer than a weight (server weights, flag strategies), that
+    state as read, so a restore puts back exactly what was there."""
 
     service: str
     stable_version: str | None = None
     canary_version: str | None = None
     weight: float = 0.0
+    state: dict[str, Any] | None = None
 
 
 class GateStatus(BaseModel):

@@ -94,4 +94,8 @@ async def _apply(request: SetExposure) -> None:
         rollout_id=request.rollout_id,
         idempotency_key=request.idempotency_key,
     )
-    await for_config(request.actuator).apply(change)
+    actuator = for_config(request.actuator)
+    if request.original is not None:
+        await actuator.restore(change, request.original)
+    else:
+        await actuator.apply(change)

@@ -10,8 +10,10 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from shiprail.gates.base import GateVerdict
+from shiprail.plan.actuators import Actuator
 from shiprail.plan.durations import Duration
-from shiprail.plan.models import Actuator, BudgetPolicy, Gate
+from shiprail.plan.models import BudgetPolicy, Gate
+from shiprail.status import Exposure
 
 
 class ReadExposure(BaseModel):
@@ -26,6 +28,8 @@ class SetExposure(BaseModel):
     weight: float
     rollout_id: str
     idempotency_key: str
+    # A restore: the exposure read before the rollout, which the actuator puts back exactly.
+    original: Exposure | None = None
 
 
 class ExposureOutcome(BaseModel):

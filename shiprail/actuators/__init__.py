@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from shiprail.actuators.base import Actuator, ActuatorError, ExposureChange, PermanentActuatorError
+from shiprail.actuators.haproxy import HaproxyActuator
 from shiprail.actuators.http import HttpWebhookActuator
-from shiprail.plan.models import Actuator as ActuatorConfig
+from shiprail.plan.actuators import Actuator as ActuatorConfig
+from shiprail.plan.actuators import HaproxyActuator as HaproxyConfig
+from shiprail.plan.actuators import HttpActuator as HttpConfig
 
 
 def for_config(config: ActuatorConfig) -> Actuator:
-    if config.type == "http":
+    if isinstance(config, HttpConfig):
         return HttpWebhookActuator(config)
+    if isinstance(config, HaproxyConfig):
+        return HaproxyActuator(config)
     raise PermanentActuatorError(f"unknown actuator type {config.type!r}")
 
 

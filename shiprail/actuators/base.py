@@ -31,6 +31,13 @@ class PermanentActuatorError(ActuatorError):
 
 
 class Actuator(Protocol):
+    """Read a service's exposure, set a new one, and put back exactly what was read.
+
+    `restore` receives the `Exposure` that `read` returned before the rollout's first
+    change (with its `state`), and the change that stands for it in the audit log."""
+
     async def read(self, service: str) -> Exposure: ...
 
     async def apply(self, change: ExposureChange) -> None: ...
+
+    async def restore(self, change: ExposureChange, original: Exposure) -> None: ...

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from shiprail.actuators.base import ActuatorError, ExposureChange, PermanentActuatorError
 from shiprail.actuators.secrets import resolve
-from shiprail.plan.models import HttpActuator
+from shiprail.plan.actuators import HttpActuator
 from shiprail.status import Exposure
 
 if TYPE_CHECKING:
@@ -99,3 +99,7 @@ class HttpWebhookActuator:
 
     async def apply(self, change: ExposureChange) -> None:
         await self._call("PUT", json=change.model_dump())
+
+    async def restore(self, change: ExposureChange, original: Exposure) -> None:
+        # The contract's exposure is a version and a weight: the change already carries both.
+        await self.apply(change)

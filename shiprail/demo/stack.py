@@ -16,6 +16,7 @@ from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer
 from shiprail.errors import BadInput
 from shiprail.plan import RolloutPlan
+from shiprail.plan.actuators import HttpActuator
 
 _LOCAL = {"127.0.0.1", "localhost"}
 
@@ -29,7 +30,13 @@ def _local_port(url: str, what: str) -> int:
 
 def demo_ports(plan: RolloutPlan) -> tuple[int, int]:
     """(router port, Prometheus port) the plan expects."""
-    routers = {_local_port(s.actuator.url, f"service {s.name}: actuator url") for s in plan.spec.services}
+    if any(not isinstance(s.actuator, HttpActuator) for s in plan.spec.services):
+        raise BadInput("every service of a demo plan must use the http actuator (the fleet's router)")
+    routers = {
+        _local_port(s.actuator.url, f"service {s.name}: actuator url")
+        for s in plan.spec.services
+        if isinstance(s.actuator, HttpActuator)
+    }
     if len(routers) != 1:
         raise BadInput("every service of a demo plan must use the same actuator url (the fleet's router)")
     if plan.spec.prometheus is None:

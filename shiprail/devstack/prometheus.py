@@ -39,7 +39,7 @@ def prometheus_binary() -> str:
     raise Unreachable(
         "the `prometheus` binary was not found on PATH",
         hint="install it: `sudo apt-get install prometheus` (Debian/Ubuntu), `brew install prometheus`,"
-        " or run `make prometheus`",
+        " or run `make system`",
     )
 
 

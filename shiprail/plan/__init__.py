@@ -1,12 +1,12 @@
 """Plans: the models, loading with precise errors, dependency waves and schedules."""
 
+from shiprail.plan.actuators import HaproxyActuator, HttpActuator
 from shiprail.plan.durations import Duration, format_duration, parse_duration
 from shiprail.plan.loader import PlanError, PlanIssue, load_plan, parse_plan
 from shiprail.plan.models import (
     BurnRateGate,
     CompareGate,
     Gate,
-    HttpActuator,
     LatencyGate,
     RolloutPlan,
     Service,
@@ -25,6 +25,7 @@ __all__ = [
     "CompareGate",
     "Duration",
     "Gate",
+    "HaproxyActuator",
     "HttpActuator",
     "LatencyGate",
     "PlanError",

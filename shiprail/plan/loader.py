@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shiprail.plan.actuators import ACTUATOR_TYPES
 from shiprail.plan.checks import Problem, cross_check
 from shiprail.plan.located import (
     Lines,
@@ -23,7 +24,7 @@ from shiprail.plan.located import (
     format_loc,
     load_located,
 )
-from shiprail.plan.models import ACTUATOR_TYPES, API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
+from shiprail.plan.models import API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
 from shiprail.plan.train import ReleaseTrain
 
 M = TypeVar("M", bound=BaseModel)

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from shiprail.plan.actuators import Actuator
 from shiprail.plan.durations import Duration
 from shiprail.plan.holidays import check_holidays
 from shiprail.plan.templates import check_template
@@ -193,17 +194,7 @@ GATE_TYPES = ("threshold", "burn_rate", "latency", "compare")
 # ---- actuators ---------------------------------------------------------------------------
 
 
-class HttpActuator(_Model):
-    type: Literal["http"]
-    url: str = Field(pattern=r"^https?://")
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="values may be env:NAME or file:PATH, resolved late"
-    )
-    timeout: Duration = timedelta(seconds=10)
-
-
-Actuator = Annotated[HttpActuator, Field(discriminator="type")]
-ACTUATOR_TYPES = ("http",)
+# Actuator blocks live in plan/actuators.py, one model each.
 
 
 # ---- the rest of the spec ----------------------------------------------------------------

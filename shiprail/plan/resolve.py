@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict
 
+from shiprail.plan.actuators import Actuator
 from shiprail.plan.durations import Duration
-from shiprail.plan.models import Actuator, Approval, RolloutPlan
+from shiprail.plan.models import Approval, RolloutPlan
 from shiprail.plan.waves import compute_waves
 
 

@@ -649,6 +649,7 @@ class RolloutWorkflow:
             weight=original.weight,
             rollout_id=self._id,
             idempotency_key=f"{self._id}/{name}/restore",
+            original=original,
         )
 
     def _restore_timeout(self, name: str) -> timedelta:

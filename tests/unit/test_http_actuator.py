@@ -14,7 +14,7 @@ from shiprail.activities.actuation import set_exposure_waves, set_exposures
 from shiprail.activities.types import ExposureWaves, SetExposure
 from shiprail.actuators import ActuatorError, ExposureChange, PermanentActuatorError, for_config
 from shiprail.demo.actuator import ActuatorServer
-from shiprail.plan.models import HttpActuator
+from shiprail.plan.actuators import HttpActuator
 
 
 @pytest.fixture

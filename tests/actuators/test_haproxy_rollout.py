@@ -1,0 +1,70 @@
+"""A three-service rollout through real HAProxy: it rolls forward step by step, and a gate
+failing on the second wave puts every touched backend's weights back exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.client import Client
+
+from shiprail.actuators import for_config
+from shiprail.devstack.haproxy import HaproxyServer
+from shiprail.plan import parse_plan
+from shiprail.status import Phase, ServiceState
+from tests.actuators.conftest import SERVICES, haproxy_config
+from tests.helpers import plan_document
+from tests.workflow.helpers import WEIGHT_GATE, start
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def _plan(haproxy: HaproxyServer, fail_on: str | None) -> Any:
+    services: list[dict[str, Any]] = []
+    for index, name in enumerate(SERVICES):
+        block = haproxy_config(haproxy, name).model_dump(exclude_none=True, mode="json")
+        service: dict[str, Any] = {"name": name, "actuator": block}
+        if index:
+            service["depends_on"] = [SERVICES[index - 1]]
+        if name == fail_on:
+            service["gates"] = ["weight"]
+        services.append(service)
+    document = plan_document(
+        "unused",
+        services,
+        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": []},
+        gates={"weight": WEIGHT_GATE},
+    )
+    return parse_plan(yaml.safe_dump(document))
+
+
+async def test_a_failing_second_wave_restores_every_touched_backend_exactly(
+    client: Client, haproxy: HaproxyServer, rollout_id: str
+) -> None:
+    actuators = {name: for_config(haproxy_config(haproxy, name)) for name in SERVICES}
+    # Start from uneven weights, so "restored" cannot mean "back to a round default".
+    await actuators["alpha"]._set_pair(95, 5)  # type: ignore[attr-defined]
+    before = {name: (await a.read(name)).state for name, a in actuators.items()}
+    result = await (await start(client, _plan(haproxy, fail_on="beta"), rollout_id)).result()
+    assert result.phase is Phase.ROLLED_BACK
+    states = {s.name: s.state for s in result.services}
+    assert states == {
+        "alpha": ServiceState.RESTORED,
+        "beta": ServiceState.RESTORED,
+        "gamma": ServiceState.UNTOUCHED,
+    }
+    after = {name: (await a.read(name)).state for name, a in actuators.items()}
+    assert after == before
+    await actuators["alpha"]._set_pair(100, 0)  # type: ignore[attr-defined]
+
+
+async def test_a_good_rollout_ends_with_every_backend_on_the_canary(
+    client: Client, haproxy: HaproxyServer, rollout_id: str
+) -> None:
+    result = await (await start(client, _plan(haproxy, fail_on=None), rollout_id)).result()
+    assert result.phase is Phase.SUCCEEDED
+    for name in SERVICES:
+        exposure = await for_config(haproxy_config(haproxy, name)).read(name)
+        assert exposure.weight == 100
+        await for_config(haproxy_config(haproxy, name))._set_pair(100, 0)  # type: ignore[attr-defined]
