@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from shiprail.actuators.base import Actuator, ActuatorError, ExposureChange, PermanentActuatorError
+from shiprail.actuators.flagd import FlagdActuator
 from shiprail.actuators.haproxy import HaproxyActuator
 from shiprail.actuators.http import HttpWebhookActuator
 from shiprail.plan.actuators import Actuator as ActuatorConfig
+from shiprail.plan.actuators import FlagdActuator as FlagdConfig
 from shiprail.plan.actuators import HaproxyActuator as HaproxyConfig
 from shiprail.plan.actuators import HttpActuator as HttpConfig
 
@@ -15,6 +17,8 @@ def for_config(config: ActuatorConfig) -> Actuator:
         return HttpWebhookActuator(config)
     if isinstance(config, HaproxyConfig):
         return HaproxyActuator(config)
+    if isinstance(config, FlagdConfig):
+        return FlagdActuator(config)
     raise PermanentActuatorError(f"unknown actuator type {config.type!r}")
 
 

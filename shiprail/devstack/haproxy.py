@@ -29,7 +29,8 @@ def haproxy_binary() -> str:
     if found:
         return str(found)
     raise Unreachable(
-        "the `haproxy` binary was not found", hint="install it: `sudo apt-get install haproxy` (Debian/Ubuntu)"
+        "the `haproxy` binary was not found",
+        hint="install it: `sudo apt-get install haproxy` (Debian/Ubuntu)",
     )
 
 

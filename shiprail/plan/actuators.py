@@ -20,6 +20,8 @@ _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
+    timeout: Duration = Field(timedelta(seconds=10), description="for one call to the actuator")
+
 
 class HttpActuator(_Block):
     type: Literal["http"]
@@ -27,7 +29,6 @@ class HttpActuator(_Block):
     headers: dict[str, str] = Field(
         default_factory=dict, description="values may be env:NAME or file:PATH, resolved late"
     )
-    timeout: Duration = timedelta(seconds=10)
 
 
 class HaproxyActuator(_Block):
@@ -41,7 +42,6 @@ class HaproxyActuator(_Block):
     stable: str = Field(min_length=1, description="the stable server's name in the backend")
     canary: str = Field(min_length=1, description="the canary server's name in the backend")
     stable_version: str | None = Field(None, description="the version the stable server runs, for gates")
-    timeout: Duration = timedelta(seconds=5)
 
     @model_validator(mode="after")
     def _one_endpoint(self) -> HaproxyActuator:
@@ -54,5 +54,29 @@ class HaproxyActuator(_Block):
         return self
 
 
-Actuator = Annotated[HttpActuator | HaproxyActuator, Field(discriminator="type")]
-ACTUATOR_TYPES = ("http", "haproxy")
+class FlagdActuator(_Block):
+    """One flag in a flagd flag-definition file (the file flagd, an OpenFeature provider in
+    file mode, or the OpenFeature operator watches), rewritten atomically at each step."""
+
+    type: Literal["flagd"]
+    path: str = Field(min_length=1, description="the flag-definition JSON file")
+    flag: str = Field(min_length=1, description="the flag key")
+    on: bool | str | int | float = Field(True, description="the value of the variant being rolled out")
+    off: bool | str | int | float = Field(False, description="the value everyone else gets")
+    bucket_key: str | None = Field(
+        None,
+        description="shared by every flag-platform service of a rollout so a percentage picks the same users;"
+        " default: the plan's name",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FlagdActuator:
+        if self.on == self.off:
+            raise ValueError("on and off must be different values")
+        return self
+
+
+Actuator = Annotated[HttpActuator | HaproxyActuator | FlagdActuator, Field(discriminator="type")]
+ACTUATOR_TYPES = ("http", "haproxy", "flagd")
+# Actuators that bucket users by a key: the services of one rollout must share it.
+FLAG_PLATFORMS = ("flagd",)

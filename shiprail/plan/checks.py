@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from shiprail.plan.actuators import FLAG_PLATFORMS
 from shiprail.plan.durations import format_duration, parse_duration
 from shiprail.plan.waves import compute_waves, find_cycle
 
@@ -48,7 +49,42 @@ def cross_check(raw: dict[str, Any]) -> list[Problem]:
         *_timing_problems(spec, services),
         *_lockstep_problems(spec, services),
         *_literal_secrets(services),
+        *_flag_problems(raw, services),
     ]
+
+
+def _flag_problems(raw: dict[str, Any], services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:
+    """Flag-platform services of one rollout share one bucketing key (or a percentage picks
+    different users in each), and no flag is driven by two services."""
+    default = _dict(raw.get("metadata")).get("name")
+    first_key: tuple[int, Any] | None = None
+    flags: dict[tuple[Any, ...], int] = {}
+    for i, service in services:
+        actuator = _dict(service.get("actuator"))
+        if actuator.get("type") not in FLAG_PLATFORMS:
+            continue
+        key = actuator.get("bucket_key", default)
+        if first_key is None:
+            first_key = (i, key)
+        elif key != first_key[1]:
+            yield Problem(
+                ("spec", "services", i, "actuator", "bucket_key"),
+                f"bucket_key {key!r} differs from {first_key[1]!r} of services[{first_key[0]}]: every flag of"
+                " one rollout must bucket by the same key, or a percentage picks different users in each service",
+            )
+        where = (
+            actuator.get("type"),
+            actuator.get("path"),
+            actuator.get("url"),
+            actuator.get("flag"),
+            actuator.get("feature"),
+        )
+        if where in flags:
+            yield Problem(
+                ("spec", "services", i, "actuator"),
+                f"services[{flags[where]}] already drives this flag: two services would overwrite each other",
+            )
+        flags.setdefault(where, i)
 
 
 def _duplicate_names(services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:

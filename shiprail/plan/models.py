@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from shiprail.plan.actuators import Actuator
+from shiprail.plan.actuators import FLAG_PLATFORMS, Actuator
 from shiprail.plan.durations import Duration
 from shiprail.plan.holidays import check_holidays
 from shiprail.plan.templates import check_template
@@ -329,6 +329,30 @@ class DeployWindows(_Model):
         return check_zone(value)
 
 
+def with_bucket_keys(raw: Any) -> Any:
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("metadata"), dict)
+        or not isinstance(raw.get("spec"), dict)
+    ):
+        return raw
+    services = raw["spec"].get("services")
+    if not isinstance(services, list):
+        return raw
+    default = raw["metadata"].get("name")
+    filled = []
+    for service in services:
+        actuator = service.get("actuator") if isinstance(service, dict) else None
+        if (
+            isinstance(actuator, dict)
+            and actuator.get("type") in FLAG_PLATFORMS
+            and actuator.get("bucket_key") is None
+        ):
+            service = {**service, "actuator": {**actuator, "bucket_key": default}}
+        filled.append(service)
+    return {**raw, "spec": {**raw["spec"], "services": filled}}
+
+
 def check_zone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
@@ -380,6 +404,13 @@ class RolloutPlan(_Model):
     kind: Literal["RolloutPlan"]
     metadata: Metadata
     spec: Spec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_bucket_key(cls, raw: Any) -> Any:
+        """Flag-platform services bucket by the plan's name unless told otherwise, so every
+        service of the rollout (and a later rollout of the same plan) picks the same users."""
+        return with_bucket_keys(raw)
 
     def service(self, name: str) -> Service:
         for service in self.spec.services:
