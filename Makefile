@@ -8,7 +8,7 @@ VENV   := .venv
 TEST_WORKERS ?= 3
 BIN    := $(VENV)/bin
 
-.PHONY: all venv system prometheus test lint typecheck unit demo dev bench clean
+.PHONY: all venv system unleash prometheus test lint typecheck unit demo dev bench clean
 
 all: test
 
@@ -27,6 +27,10 @@ system:
 
 prometheus: system
 
+# The Unleash server (npm, locked in shiprail/devstack/unleash) on Node from the PyPI wheel.
+unleash: venv
+	$(BIN)/python -c "from shiprail.devstack.unleash import install; install()"
+
 lint: venv
 	$(BIN)/ruff check shiprail tests bench
 	$(BIN)/ruff format --check shiprail tests bench
@@ -37,8 +41,8 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-test: venv system lint typecheck
-	$(BIN)/pytest -q -n $(TEST_WORKERS)
+test: venv system unleash lint typecheck
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 demo: venv system
 	$(BIN)/shiprail demo $(if $(SCENARIO),--scenario $(SCENARIO),)

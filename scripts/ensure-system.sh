@@ -1,11 +1,12 @@
 #!/bin/sh
 # Make sure the real servers the tests and the demo drive are on this machine:
-# Prometheus and HAProxy, from Debian's packages when we can (root + apt), otherwise
+# Prometheus, HAProxy and PostgreSQL (for Unleash), from Debian's packages when we can (root + apt), otherwise
 # say exactly how to get them.
 set -eu
 missing=""
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing the Debian packages:$missing ..."

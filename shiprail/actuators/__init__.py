@@ -6,10 +6,12 @@ from shiprail.actuators.base import Actuator, ActuatorError, ExposureChange, Per
 from shiprail.actuators.flagd import FlagdActuator
 from shiprail.actuators.haproxy import HaproxyActuator
 from shiprail.actuators.http import HttpWebhookActuator
+from shiprail.actuators.unleash import UnleashActuator
 from shiprail.plan.actuators import Actuator as ActuatorConfig
 from shiprail.plan.actuators import FlagdActuator as FlagdConfig
 from shiprail.plan.actuators import HaproxyActuator as HaproxyConfig
 from shiprail.plan.actuators import HttpActuator as HttpConfig
+from shiprail.plan.actuators import UnleashActuator as UnleashConfig
 
 
 def for_config(config: ActuatorConfig) -> Actuator:
@@ -19,6 +21,8 @@ def for_config(config: ActuatorConfig) -> Actuator:
         return HaproxyActuator(config)
     if isinstance(config, FlagdConfig):
         return FlagdActuator(config)
+    if isinstance(config, UnleashConfig):
+        return UnleashActuator(config)
     raise PermanentActuatorError(f"unknown actuator type {config.type!r}")
 
 

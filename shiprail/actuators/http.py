@@ -29,7 +29,7 @@ def _tls() -> ssl.SSLContext:
 _sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
 
-def _session() -> aiohttp.ClientSession:
+def pooled_session() -> aiohttp.ClientSession:
     """The worker's pooled session (one per event loop).
 
     A restore then reuses the connection an earlier call left open instead of paying a TCP
@@ -74,7 +74,7 @@ class HttpWebhookActuator:
         import aiohttp
 
         try:
-            async with _session().request(
+            async with pooled_session().request(
                 method,
                 self.config.url,
                 headers=self._headers(),

@@ -17,6 +17,7 @@ class ServerProcess:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
+        self.env: dict[str, str] | None = None  # the child's environment (default: ours)
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -30,6 +31,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=self.env,
         )
         log.close()
         deadline = time.monotonic() + timeout

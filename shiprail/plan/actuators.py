@@ -76,7 +76,33 @@ class FlagdActuator(_Block):
         return self
 
 
-Actuator = Annotated[HttpActuator | HaproxyActuator | FlagdActuator, Field(discriminator="type")]
-ACTUATOR_TYPES = ("http", "haproxy", "flagd")
+class UnleashActuator(_Block):
+    """One feature flag in one Unleash environment, driven through the Admin API by a
+    `flexibleRollout` strategy that shiprail adds (and removes again on restore)."""
+
+    type: Literal["unleash"]
+    url: str = Field(pattern=r"^https?://", description="the Unleash server, e.g. http://unleash:4242")
+    token: str = Field(description="an admin API token: env:NAME or file:PATH")
+    project: str = "default"
+    environment: str = "production"
+    feature: str = Field(min_length=1, description="the flag's name")
+    stickiness: str = Field("userId", description="the context field users are bucketed by")
+    bucket_key: str | None = Field(
+        None, description="Unleash's groupId, shared by every flag of a rollout; default: the plan's name"
+    )
+
+    @model_validator(mode="after")
+    def _token_is_a_reference(self) -> UnleashActuator:
+        if not self.token.startswith(("env:", "file:")):
+            raise ValueError(
+                "token must be env:NAME or file:PATH: a literal token would be stored in workflow history"
+            )
+        return self
+
+
+Actuator = Annotated[
+    HttpActuator | HaproxyActuator | FlagdActuator | UnleashActuator, Field(discriminator="type")
+]
+ACTUATOR_TYPES = ("http", "haproxy", "flagd", "unleash")
 # Actuators that bucket users by a key: the services of one rollout must share it.
-FLAG_PLATFORMS = ("flagd",)
+FLAG_PLATFORMS = ("flagd", "unleash")

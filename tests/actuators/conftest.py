@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shiprail.devstack.haproxy import Backend, HaproxyServer
+from shiprail.devstack.unleash import UnleashServer
 from shiprail.plan.actuators import HaproxyActuator as HaproxyConfig
 
 SERVICES = ("alpha", "beta", "gamma")
@@ -57,3 +59,13 @@ def haproxy_config(server: HaproxyServer, backend: str, *, tcp: bool = False) ->
     return HaproxyConfig.model_validate(
         {"type": "haproxy", "backend": backend, "stable": "stable", "canary": "canary", **where}
     )
+
+
+@pytest.fixture(scope="session")
+def unleash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnleashServer]:
+    """A real Unleash on a real PostgreSQL; its admin token in UNLEASH_ADMIN_TOKEN, the way
+    a worker is given it (plans name `env:UNLEASH_ADMIN_TOKEN`)."""
+    server = UnleashServer(Path(tmp_path_factory.mktemp("unleash"))).start()
+    os.environ["UNLEASH_ADMIN_TOKEN"] = server.admin_token
+    yield server
+    server.stop()
