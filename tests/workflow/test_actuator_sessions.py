@@ -13,7 +13,7 @@ from shiprail.cli.gates import stable_versions
 from shiprail.demo.actuator import ActuatorServer
 from shiprail.gates.dryrun import pick_services
 from shiprail.plan import RolloutPlan
-from shiprail.plan.models import HttpActuator
+from shiprail.plan.actuators import HttpActuator
 from shiprail.worker import running_worker
 from tests.helpers import plan_document
 

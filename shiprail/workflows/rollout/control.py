@@ -1,0 +1,114 @@
+"""Human control: pause, resume, approve, abort and override as Temporal updates whose
+validators refuse what the rollout's state does not allow, and the status and audit
+queries."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from shiprail.status import AuditEntry, Phase, RolloutStatus, ServiceState
+    from shiprail.workflows.inputs import ControlRequest
+    from shiprail.workflows.rollout.state import RolloutState
+
+
+class HumanControl(RolloutState):
+    def _refuse_unless_active(self, verb: str) -> None:
+        if self._status.phase.terminal:
+            raise ApplicationError(f"rollout is {self._status.phase.value}; cannot {verb}")
+        if self._status.phase is Phase.ROLLING_BACK or self._abort is not None:
+            raise ApplicationError(f"rollout is rolling back; cannot {verb}")
+
+    @workflow.update
+    def pause(self, request: ControlRequest) -> str:
+        self._paused = True
+        self._log("human", f"paused: {request.reason}", actor=request.actor)
+        self._status.paused_by = request.actor
+        self._refresh()
+        return "paused: weights hold after the current bake; gates keep being evaluated"
+
+    @pause.validator
+    def _validate_pause(self, request: ControlRequest) -> None:
+        self._refuse_unless_active("pause")
+        if self._paused:
+            raise ApplicationError(f"rollout is already paused (by {self._status.paused_by})")
+
+    @workflow.update
+    def resume(self, request: ControlRequest) -> str:
+        self._paused = False
+        self._status.paused_by = None
+        self._log("human", f"resumed{': ' + request.reason if request.reason else ''}", actor=request.actor)
+        self._refresh()
+        return "resumed"
+
+    @resume.validator
+    def _validate_resume(self, request: ControlRequest) -> None:
+        self._refuse_unless_active("resume")
+        if not self._paused:
+            raise ApplicationError("rollout is not paused; nothing to resume")
+
+    @workflow.update
+    def approve(self, request: ControlRequest) -> str:
+        keys = {k for k in self._awaiting if request.service in (None, k[0])}
+        self._approved |= keys
+        names = ", ".join(sorted(f"{name} step {index + 1}" for name, index in keys))
+        self._log(
+            "human",
+            f"approved {names}{': ' + request.reason if request.reason else ''}",
+            actor=request.actor,
+            service=request.service,
+        )
+        self._refresh()
+        return f"approved {names}"
+
+    @approve.validator
+    def _validate_approve(self, request: ControlRequest) -> None:
+        self._refuse_unless_active("approve")
+        if request.service is not None and request.service not in self._settings:
+            raise ApplicationError(f"service {request.service!r} is not in this rollout")
+        if not any(request.service in (None, name) for name, _ in self._awaiting):
+            what = f"service {request.service}" if request.service else "no service"
+            raise ApplicationError(f"{what} is awaiting approval right now")
+
+    @workflow.update
+    def abort(self, request: ControlRequest) -> str:
+        self._abort = request
+        self._log("human", f"abort: {request.reason}", actor=request.actor)
+        if self._work is not None:
+            self._work.cancel()
+        touched = ", ".join(sorted(self._touched)) or "nothing touched yet"
+        return f"aborting; rolling back: {touched}"
+
+    @abort.validator
+    def _validate_abort(self, request: ControlRequest) -> None:
+        self._refuse_unless_active("abort")
+
+    @workflow.update
+    def override(self, request: ControlRequest) -> str:
+        self._override = request
+        self._log("human", f"window override: {request.reason}", actor=request.actor)
+        waiting = [s.name for s in self._status.services if s.state is ServiceState.WAITING_WINDOW]
+        self._refresh()
+        going = f"; {', '.join(waiting)} go on now" if waiting else ""
+        return f"deploy windows overridden for the rest of this rollout{going}"
+
+    @override.validator
+    def _validate_override(self, request: ControlRequest) -> None:
+        self._refuse_unless_active("override")
+        if not self._windows:
+            raise ApplicationError("this rollout has no deploy windows; nothing to override")
+        if self._override is not None:
+            raise ApplicationError(f"deploy windows are already overridden (by {self._override.actor})")
+        if not request.reason:
+            raise ApplicationError("an override needs a reason: it is recorded in the audit log")
+
+    # ---- queries ---------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> RolloutStatus:
+        return self._status
+
+    @workflow.query
+    def audit(self) -> list[AuditEntry]:
+        return self._audit
