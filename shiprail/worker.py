@@ -10,7 +10,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from shiprail.activities import actuation, bake, budget, locks, trains
+from shiprail.activities import actuation, bake, budget, locks, notify, trains
 from shiprail.actuators.http import close_sessions
 from shiprail.client import TASK_QUEUE
 from shiprail.workflows.departure import DepartureWorkflow
@@ -28,6 +28,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     budget.check_budget,
     locks.lock_holder,
     trains.claim_cars,
+    notify.notify,
 ]
 
 

@@ -48,7 +48,7 @@ def cross_check(raw: dict[str, Any]) -> list[Problem]:
         *_gate_references(spec, services),
         *_timing_problems(spec, services),
         *_lockstep_problems(spec, services),
-        *_literal_secrets(services),
+        *_literal_secrets(spec, services),
         *_flag_problems(raw, services),
     ]
 
@@ -168,15 +168,19 @@ def _timing_problems(spec: dict[str, Any], services: list[tuple[int, dict[str, A
 _SECRET_HINTS = ("auth", "token", "key", "secret", "password", "cookie", "credential")
 
 
-def _literal_secrets(services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:
-    """The plan is the workflow's input, so a literal credential would sit in its history."""
-    for i, service in services:
-        headers = _dict(_dict(service.get("actuator")).get("headers"))
-        for name, value in headers.items():
+def _literal_secrets(spec: dict[str, Any], services: list[tuple[int, dict[str, Any]]]) -> Iterator[Problem]:
+    """The plan is the workflow's input, so a literal credential would sit in its history:
+    in an actuator's headers or a notification target's."""
+    places: list[tuple[Path, dict[str, Any]]] = [
+        (("spec", "services", i, "actuator"), _dict(s.get("actuator"))) for i, s in services
+    ]
+    places += [(("spec", "notify", i), _dict(t)) for i, t in enumerate(_list(spec.get("notify")))]
+    for where, block in places:
+        for name, value in _dict(block.get("headers")).items():
             sensitive = any(hint in str(name).lower() for hint in _SECRET_HINTS)
             if sensitive and isinstance(value, str) and not value.startswith(("env:", "file:")):
                 yield Problem(
-                    ("spec", "services", i, "actuator", "headers", str(name)),
+                    (*where, "headers", str(name)),
                     f"header {name!r} holds a literal credential; the plan is stored in workflow"
                     " history, so give a reference instead: env:NAME or file:PATH",
                 )

@@ -27,6 +27,7 @@ from pydantic import (
 from shiprail.plan.actuators import FLAG_PLATFORMS, Actuator
 from shiprail.plan.durations import Duration
 from shiprail.plan.holidays import check_holidays
+from shiprail.plan.notify import NotifyTarget
 from shiprail.plan.templates import check_template
 
 API_VERSION = "shiprail/v1"
@@ -396,6 +397,7 @@ class Spec(_Model):
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
     lockstep: bool = False
     max_parallel: int = Field(0, ge=0)
+    notify: list[NotifyTarget] = Field(default_factory=list, description="where phase changes, failures go")
     services: list[Service] = Field(min_length=1)
 
 

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from shiprail.plan.durations import Duration
 from shiprail.plan.models import BudgetPolicy, DeployWindows, Metadata, _Model, check_zone
+from shiprail.plan.notify import NotifyTarget
 
 _MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 # Temporal's own minimum: a departure missed by more than this is dropped, never run late.
@@ -85,6 +86,7 @@ class TrainSpec(_Model):
     parallel: bool = Field(False, description="cars with no dependency between them depart together")
     windows: DeployWindows | None = None
     budget_policy: BudgetPolicy | None = None
+    notify: list[NotifyTarget] = Field(default_factory=list, description="departures are announced here")
 
     @field_validator("catchup_window")
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
@@ -21,7 +22,9 @@ from temporalio.exceptions import ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     import shiprail.visibility as visibility
     from shiprail.activities import trains as train_activities
+    from shiprail.notifiers import Notification
     from shiprail.plan.cars import Car, blocked_by, car_waves
+    from shiprail.plan.notify import NotifyTarget
     from shiprail.plan.train import ReleaseTrain
     from shiprail.status import Phase, RolloutStatus
     from shiprail.train_status import (
@@ -34,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         DepartureRecord,
         render_departure,
     )
+    from shiprail.workflows.announce import announce, delivered
     from shiprail.workflows.inputs import ClaimRequest, DepartureInput, RolloutInput
     from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
     from shiprail.workflows.train import train_workflow_id
@@ -51,6 +55,8 @@ class DepartureWorkflow:
         self._train_name = ""
         self._zone = "UTC"
         self._record: DepartureRecord | None = None
+        self._targets: list[NotifyTarget] = []
+        self._sent: list[asyncio.Future[Any]] = []
 
     @workflow.run
     async def run(self, request: DepartureInput) -> DepartureRecord:
@@ -66,11 +72,13 @@ class DepartureWorkflow:
             summary=f"claim the cars of train {request.train}",
         )
         self._zone = claim.train.spec.schedule.timezone
+        self._targets = claim.train.spec.notify
         record.cars = [CarRecord(car=c.car) for c in claim.cars]
         if not claim.cars:
             await self._end(EMPTY, "no cars were boarded")
             return record
         await self._report()
+        self._announce(f"departs with {', '.join(c.car for c in claim.cars)}")
         try:
             failed = await self._run_cars(claim.train, claim.cars, scheduled)
         except asyncio.CancelledError:
@@ -154,6 +162,21 @@ class DepartureWorkflow:
         assert self._record is not None
         self._record.outcome, self._record.reason, self._record.ended_at = outcome, reason, workflow.now()
         await self._report()
+        self._announce(f"{outcome}: {reason}", outcome=outcome)
+        await delivered(self._sent)
+
+    def _announce(self, message: str, **data: Any) -> None:
+        assert self._record is not None
+        notification = Notification(
+            event="departure",
+            subject=self._record.id,
+            train=self._train_name,
+            phase=self._record.outcome,
+            message=message,
+            time=workflow.now(),
+            data={"cars": [c.model_dump() for c in self._record.cars], **data},
+        )
+        self._sent += announce(self._targets, notification)
 
     async def _report(self) -> None:
         assert self._record is not None

@@ -172,3 +172,21 @@ def test_schema_is_json_schema(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     assert schema["$schema"].endswith("2020-12/schema")
     assert {"apiVersion", "kind", "metadata", "spec"} <= set(schema["properties"])
     assert "ThresholdGate" in schema["$defs"] and "BurnRateGate" in schema["$defs"]
+
+
+def test_a_literal_credential_in_a_notification_header_is_refused() -> None:
+    from tests.helpers import plan_document
+
+    document = plan_document(
+        "http://x/exposure",
+        [{"name": "a"}],
+        notify=[
+            {"type": "webhook", "url": "http://hooks.local/x", "headers": {"Authorization": "Bearer abc"}}
+        ],
+    )
+    import yaml
+
+    with pytest.raises(
+        PlanError, match=r"spec\.notify\[0\]\.headers\.Authorization: header 'Authorization' holds a literal"
+    ):
+        parse_plan(yaml.safe_dump(document))

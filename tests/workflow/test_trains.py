@@ -278,3 +278,32 @@ async def test_the_trains_windows_hold_every_car_until_an_override(
     assert waiting.services[0].note.endswith("after train freeze")
     await handle.execute_update(RolloutWorkflow.override, control(reason="ship it"))
     assert (await departed(client, name, boarding.car.departure)).outcome == "succeeded"
+
+
+async def test_a_departure_is_announced_when_it_leaves_and_when_it_ends(
+    client: Client, actuator: ActuatorServer, cleanup: list[str]
+) -> None:
+    from tests.workflow.test_notify import Receiver
+
+    receiver = Receiver()
+    try:
+        name = unique("loud")
+        cleanup.append(name)
+        train = train_of(
+            name, schedule={"every": "4s"}, cutoff="1s", notify=[{"type": "webhook", "url": receiver.url}]
+        )
+        await train_client.create_train(client, train, "tester")
+        boarding = await train_client.board(
+            client, name, car_plan(actuator, unique("car"), [unique("svc")]), [], "t"
+        )
+        await departed(client, name, boarding.car.departure)
+
+        async def both() -> bool:
+            return len([b for b in receiver.events("/") if b["train"] == name and b["data"].get("cars")]) >= 2
+
+        await eventually(both, 30, "the departure's two announcements")
+        messages = [b["message"] for b in receiver.events("/") if b["data"].get("cars")]
+        assert messages[0] == f"departs with {boarding.car.car}"
+        assert messages[-1].startswith("succeeded: all 1 cars succeeded")
+    finally:
+        receiver.server.shutdown()

@@ -80,6 +80,7 @@ class Saga(RolloutState):
             return
         self._set_phase(Phase.ROLLING_BACK)
         self._log("phase", f"rolling back {', '.join(sorted(scope))}: {reason}")
+        self._notify("rollback", f"rolling back {', '.join(sorted(scope))}: {reason}", services=sorted(scope))
         waves = [members for wave in reversed(self._waves) if (members := [n for n in wave if n in scope])]
         # Patched: rollbacks recorded before waves ran back to back replay as they ran.
         if workflow.patched("restore-waves-back-to-back"):

@@ -11,8 +11,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     import shiprail.visibility as visibility
+    from shiprail.notifiers import Notification
     from shiprail.plan.resolve import plan_waves, resolve_services
     from shiprail.status import AuditEntry, Phase, RolloutStatus, ServiceState, ServiceStatus, render_details
+    from shiprail.workflows.announce import announce, delivered
     from shiprail.workflows.inputs import ControlRequest, RolloutInput
 
 
@@ -52,6 +54,8 @@ class RolloutState:
             p for p in (request.plan.spec.budget_policy, request.train_budget_policy) if p is not None
         ]
         self._override = request.window_override
+        self._train = request.train
+        self._notifications: list[asyncio.Future[Any]] = []
 
     def _prom_url(self) -> str | None:
         return self._plan.spec.prometheus.url if self._plan.spec.prometheus else None
@@ -108,11 +112,30 @@ class RolloutState:
             return Phase.WAITING_WINDOW
         return Phase.RUNNING
 
+    def _notify(self, event: str, message: str, *, service: str | None = None, **data: Any) -> None:
+        """Announce to the plan's targets; `run` gives the last ones a moment before it returns."""
+        notification = Notification(
+            event=event,
+            subject=self._id,
+            plan=self._plan.metadata.name,
+            train=self._train,
+            phase=self._status.phase.value,
+            service=service,
+            message=message,
+            time=workflow.now(),
+            data=data,
+        )
+        self._notifications += announce(self._plan.spec.notify, notification)
+
+    async def _notifications_sent(self) -> None:
+        await delivered(self._notifications)
+
     def _refresh(self) -> None:
         self._status.phase = self._live_phase()
         if self._status.phase != self._last_phase:
             if self._last_phase is not None:
                 self._log("phase", f"phase {self._status.phase.value}")
             self._last_phase = self._status.phase
+            self._notify("phase", self._status.reason or f"phase {self._status.phase.value}")
             workflow.upsert_search_attributes([visibility.PHASE.value_set(self._status.phase.value)])
         workflow.set_current_details(render_details(self._status))

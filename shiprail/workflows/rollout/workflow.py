@@ -93,9 +93,11 @@ class RolloutWorkflow(Saga, HumanControl):
                 # let the cancellation stand so the UI shows it.
                 await self._roll_back(None, "workflow cancelled")
                 await self._release_locks()
+                await self._notifications_sent()
                 raise
             await self._roll_back(None, f"aborted by {self._abort.actor}: {self._abort.reason}")
         await self._release_locks()
+        await self._notifications_sent()
         return self._status
 
     async def _drive(self, wait_for_locks: bool) -> None:
@@ -341,6 +343,7 @@ class RolloutWorkflow(Saga, HumanControl):
             raise self._step_failed(s.name, f"bake at {weight:g}% failed: {cause_of(exc)}") from None
         self._record_verdicts(s.name, weight, result)
         if not result.passed:
+            self._notify("gate_failed", f"gate failed at {weight:g}%: {result.reason}", service=s.name)
             raise self._step_failed(s.name, f"gate failed at {weight:g}%: {result.reason}")
 
     async def _hold(self, group: Sequence[ServiceSettings], index: int) -> None:
@@ -376,6 +379,7 @@ class RolloutWorkflow(Saga, HumanControl):
                     s.name, f"gate evaluation while paused failed: {cause_of(exc)}"
                 ) from None
             self._record_verdicts(s.name, s.steps[index], result)
+            self._notify("gate_failed", f"gate failed while paused: {result.reason}", service=s.name)
             raise self._step_failed(
                 s.name, f"gate failed while paused at {s.steps[index]:g}%: {result.reason}"
             )
