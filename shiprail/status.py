@@ -41,6 +41,7 @@ class ServiceState(StrEnum):
     BAKING = "baking"
     HOLDING = "holding"
     DONE = "done"
+    DRIFTED = "drifted"
     FAILED = "failed"
     ROLLING_BACK = "rolling_back"
     RESTORED = "restored"

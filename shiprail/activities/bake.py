@@ -15,8 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from shiprail.activities.actuation import REJECTED
 from shiprail.activities.types import BakeRequest, BakeResult, GateSummary
+from shiprail.actuators import PermanentActuatorError, for_config
+from shiprail.drift import Drift, detect
 from shiprail.gates import (
     GateContext,
     GateTracker,
@@ -105,10 +109,23 @@ async def _evaluate_until_decided(request: BakeRequest, state: _BakeState) -> Ba
             state.trackers[name].record(verdict, request.gates[name])
             state.next_due[name] = now + gate_interval(request.gates[name], request.interval)
         outcome = step_outcome(list(state.trackers.values()), bake_over=end is not None and now >= end)
+        if outcome is StepOutcome.PASS and request.actuator is not None:
+            return _result(state, outcome).model_copy(update={"drift": await _drift(request)})
         if outcome is not StepOutcome.CONTINUE:
             return _result(state, outcome)
         wake = min([*state.next_due.values(), *([end] if end else [])], default=now)
         await asyncio.sleep(min(_TICK, max((wake - datetime.now(UTC)).total_seconds(), 0.05)))
+
+
+async def _drift(request: BakeRequest) -> Drift | None:
+    """Read the exposure once more at the end of the bake: a step is only promoted from the
+    exposure the rollout set. A read that fails is retried with the activity, never passed."""
+    assert request.actuator is not None
+    try:
+        found = await for_config(request.actuator).read(request.service)
+    except PermanentActuatorError as exc:
+        raise ApplicationError(f"re-reading the exposure: {exc}", type=REJECTED, non_retryable=True) from None
+    return detect(request.service, request.weight, found)
 
 
 async def _judge(

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from shiprail.drift import Drift
 from shiprail.gates.base import GateVerdict
 from shiprail.plan.actuators import Actuator
 from shiprail.plan.durations import Duration
@@ -65,6 +66,8 @@ class BakeRequest(BaseModel):
     gates: dict[str, Gate]
     prometheus_url: str | None = None
     prometheus_timeout: Duration | None = None
+    # Drift: at the end of a passing bake the exposure is read again and compared.
+    actuator: Actuator | None = None
 
 
 class GateSummary(BaseModel):
@@ -77,6 +80,7 @@ class BakeResult(BaseModel):
     passed: bool
     reason: str
     gates: list[GateSummary]
+    drift: Drift | None = None
 
 
 class BudgetRequest(BaseModel):

@@ -20,7 +20,7 @@ from tests.workflow.helpers import WEIGHT_GATE, start
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _plan(haproxy: HaproxyServer, fail_on: str | None) -> Any:
+def _plan(haproxy: HaproxyServer, fail_on: str | None, bake: str = "1s") -> Any:
     services: list[dict[str, Any]] = []
     for index, name in enumerate(SERVICES):
         block = haproxy_config(haproxy, name).model_dump(exclude_none=True, mode="json")
@@ -33,7 +33,7 @@ def _plan(haproxy: HaproxyServer, fail_on: str | None) -> Any:
     document = plan_document(
         "unused",
         services,
-        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": []},
+        defaults={"steps": [10, 50, 100], "bake": bake, "interval": "1s", "gates": []},
         gates={"weight": WEIGHT_GATE},
     )
     return parse_plan(yaml.safe_dump(document))
@@ -68,3 +68,27 @@ async def test_a_good_rollout_ends_with_every_backend_on_the_canary(
         exposure = await for_config(haproxy_config(haproxy, name)).read(name)
         assert exposure.weight == 100
         await for_config(haproxy_config(haproxy, name))._set_pair(100, 0)  # type: ignore[attr-defined]
+
+
+async def test_weights_reset_behind_the_rollouts_back_hold_it_until_abort(
+    client: Client, haproxy: HaproxyServer, rollout_id: str
+) -> None:
+    from shiprail.workflows.rollout import RolloutWorkflow
+    from tests.workflow.helpers import control, wait_status
+
+    plan = _plan(haproxy, fail_on=None, bake="4s")
+    handle = await start(client, plan, rollout_id)
+    await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING)
+    alpha = for_config(haproxy_config(haproxy, "alpha"))
+    await alpha._set_pair(100, 0)  # type: ignore[attr-defined]  # what a reload does
+    held = await wait_status(handle, lambda s: s.phase is Phase.PAUSED, what="held for drift", timeout=30)
+    assert held.services[0].state is ServiceState.DRIFTED
+    assert "reload" in held.services[0].note
+    await handle.execute_update(RolloutWorkflow.abort, control(reason="router reloaded"))
+    assert (await handle.result()).phase is Phase.ROLLED_BACK
+    assert (await alpha.read("alpha")).state == {
+        "stable": 100,
+        "canary": 0,
+        "stable_initial": 100,
+        "canary_initial": 0,
+    }

@@ -36,11 +36,17 @@ class HumanControl(RolloutState):
 
     @workflow.update
     def resume(self, request: ControlRequest) -> str:
+        accepted = sorted(self._drifts)
+        for name, drift in self._drifts.items():
+            # The exposure as found becomes the one the rollout goes on from.
+            self._log("drift", f"{name}: drift accepted ({drift.summary})", service=name, actor=request.actor)
+            self._svc[name].weight = drift.found.weight
+        self._drifts.clear()
         self._paused = False
         self._status.paused_by = None
         self._log("human", f"resumed{': ' + request.reason if request.reason else ''}", actor=request.actor)
         self._refresh()
-        return "resumed"
+        return f"resumed; accepted the drift of {', '.join(accepted)}" if accepted else "resumed"
 
     @resume.validator
     def _validate_resume(self, request: ControlRequest) -> None:

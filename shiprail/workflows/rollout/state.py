@@ -11,6 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     import shiprail.visibility as visibility
+    from shiprail.drift import Drift
     from shiprail.notifiers import Notification
     from shiprail.plan.resolve import plan_waves, resolve_services
     from shiprail.status import AuditEntry, Phase, RolloutStatus, ServiceState, ServiceStatus, render_details
@@ -55,6 +56,7 @@ class RolloutState:
         ]
         self._override = request.window_override
         self._train = request.train
+        self._drifts: dict[str, Drift] = {}
         self._notifications: list[asyncio.Future[Any]] = []
 
     def _prom_url(self) -> str | None:

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from shiprail.workflows.inputs import RolloutInput
     from shiprail.workflows.lock import ServiceLockWorkflow
     from shiprail.workflows.rollout.control import HumanControl
+    from shiprail.workflows.rollout.drift import DriftWatch
     from shiprail.workflows.rollout.saga import Saga
     from shiprail.workflows.rollout.tasks import (
         Blocked,
@@ -59,7 +60,7 @@ _LOCK_POLL_MAX = timedelta(seconds=60)
 
 
 @workflow.defn(name="Rollout")
-class RolloutWorkflow(Saga, HumanControl):
+class RolloutWorkflow(Saga, HumanControl, DriftWatch):
     @workflow.init
     def __init__(self, request: RolloutInput) -> None:
         super().__init__(request)
@@ -234,10 +235,13 @@ class RolloutWorkflow(Saga, HumanControl):
                 self._set_state(s.name, ServiceState.AWAITING_APPROVAL, note=f"before {s.steps[index]:g}%")
             await workflow.wait_condition(lambda: keys <= self._approved)
             self._awaiting -= keys
-        await self._wait_for_window(group)
+        waited = await self._wait_for_window(group) or bool(needed)
+        if waited:
+            await self._look_for_drift(group)
         if self._paused:
             for s in group:
-                self._set_state(s.name, ServiceState.HOLDING, note="paused")
+                if s.name not in self._drifts:
+                    self._set_state(s.name, ServiceState.HOLDING, note="paused")
             await workflow.wait_condition(lambda: not self._paused)
 
     def _needs_approval(self, s: ServiceSettings, index: int) -> bool:
@@ -245,9 +249,11 @@ class RolloutWorkflow(Saga, HumanControl):
             s.approval == "before_full" and s.steps[index] >= 100
         )
 
-    async def _wait_for_window(self, group: Sequence[ServiceSettings]) -> None:
+    async def _wait_for_window(self, group: Sequence[ServiceSettings]) -> bool:
         """Hold the next step until every deploy window (the plan's, and the train's for a
-        car) is open, or a human overrides them. Asked at every step start."""
+        car) is open, or a human overrides them; whether it had to wait. Asked at every step
+        start."""
+        waited = False
         while self._windows and self._override is None:
             now = workflow.now()
             # The holidays package loads each country's module on first use.
@@ -255,7 +261,8 @@ class RolloutWorkflow(Saga, HumanControl):
                 opens = next_open(now, self._windows)
                 note = wait_note(now, opens, self._windows) if opens is not None and opens != now else ""
             if opens == now:
-                return
+                return waited
+            waited = True
             if opens is None:
                 raise self._step_failed(group[0].name, "no deploy window opens in the next 400 days")
             for s in group:
@@ -266,6 +273,7 @@ class RolloutWorkflow(Saga, HumanControl):
                 continue
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._override is not None, timeout=opens - now)
+        return waited
 
     async def _actuate(self, s: ServiceSettings, index: int) -> None:
         if self._rollback is not None:
@@ -325,6 +333,8 @@ class RolloutWorkflow(Saga, HumanControl):
             gates={name: self._plan.spec.gates[name] for name in s.gates},
             prometheus_url=self._prom_url(),
             prometheus_timeout=prometheus.timeout if prometheus else None,
+            # A bake that can end re-reads the exposure as it does: drift never promotes.
+            actuator=s.actuator if bake is not None else None,
         )
 
     async def _bake(self, s: ServiceSettings, index: int) -> None:
@@ -342,6 +352,8 @@ class RolloutWorkflow(Saga, HumanControl):
         except ActivityError as exc:
             raise self._step_failed(s.name, f"bake at {weight:g}% failed: {cause_of(exc)}") from None
         self._record_verdicts(s.name, weight, result)
+        if result.drift is not None:
+            self._drifted(result.drift)
         if not result.passed:
             self._notify("gate_failed", f"gate failed at {weight:g}%: {result.reason}", service=s.name)
             raise self._step_failed(s.name, f"gate failed at {weight:g}%: {result.reason}")
@@ -349,7 +361,8 @@ class RolloutWorkflow(Saga, HumanControl):
     async def _hold(self, group: Sequence[ServiceSettings], index: int) -> None:
         """Paused after a bake: keep evaluating gates (a failure still rolls back) until resumed."""
         for s in group:
-            self._set_state(s.name, ServiceState.HOLDING, note=f"paused at {s.steps[index]:g}%")
+            if s.name not in self._drifts:
+                self._set_state(s.name, ServiceState.HOLDING, note=f"paused at {s.steps[index]:g}%")
         holds = [
             workflow.start_activity(
                 bake_activity.bake,
