@@ -38,6 +38,7 @@ class ServiceState(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     WAITING_WINDOW = "waiting_window"
     ACTUATING = "actuating"
+    PROPAGATING = "propagating"
     BAKING = "baking"
     HOLDING = "holding"
     DONE = "done"

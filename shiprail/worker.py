@@ -10,7 +10,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from shiprail.activities import actuation, bake, budget, locks, notify, trains
+from shiprail.activities import actuation, bake, budget, locks, notify, propagation, trains
 from shiprail.actuators.http import close_sessions
 from shiprail.client import TASK_QUEUE
 from shiprail.workflows.departure import DepartureWorkflow
@@ -29,6 +29,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     locks.lock_holder,
     trains.claim_cars,
     notify.notify,
+    propagation.await_served,
 ]
 
 

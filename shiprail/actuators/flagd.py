@@ -151,3 +151,9 @@ class FlagdActuator:
             await self.apply(change)
             return
         await asyncio.to_thread(self._update, state["flag"])
+
+    async def served(self, change: ExposureChange) -> bool | None:
+        """Nobody can tell from here when every flagd or in-process provider has read the new
+        file; the flag's metadata carries the change's revision for those who can look, and
+        the step waits the plan's `propagation`."""
+        return None

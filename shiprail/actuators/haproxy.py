@@ -121,6 +121,9 @@ class HaproxyActuator:
             return
         await self._set_pair(int(state["stable"]), int(state["canary"]))
 
+    async def served(self, change: ExposureChange) -> bool | None:
+        return True  # `set weight` takes effect at once, and every change is read back
+
 
 def reset_by_reload(exposure: Exposure, expected_weight: float) -> bool:
     """Whether a read shows the configuration's weights where shiprail had set others:

@@ -103,3 +103,6 @@ class HttpWebhookActuator:
     async def restore(self, change: ExposureChange, original: Exposure) -> None:
         # The contract's exposure is a version and a weight: the change already carries both.
         await self.apply(change)
+
+    async def served(self, change: ExposureChange) -> bool | None:
+        return True  # the contract's PUT answers once the change is applied

@@ -28,6 +28,9 @@ from shiprail.plan.actuators import UnleashActuator as UnleashConfig
 from shiprail.status import Exposure
 
 TITLE = "shiprail"
+# The client-specification version current SDKs announce: Unleash keeps one cached answer
+# per kind of client, and the propagation check must read the one SDKs get.
+_CLIENT_SPEC = "6.1.0"
 # What a strategy is, for putting one back: the fields Unleash accepts on a PUT.
 _STRATEGY_FIELDS = (
     "name",
@@ -200,3 +203,35 @@ class UnleashActuator:
         # environment's state back last, whatever happened on the way.
         if (await self._state())["enabled"] != bool(before.get("enabled")):
             await self._call("POST", f"{self._env_url}/{'on' if before.get('enabled') else 'off'}")
+
+    async def served(self, change: ExposureChange) -> bool | None:
+        """With `client_token`, whether the client API (what SDKs poll, asked as an SDK asks,
+        since Unleash caches its answer per kind of client) serves shiprail's strategy at this
+        change's rollout; without it, nobody can tell."""
+        if self.config.client_token is None:
+            return None
+        import aiohttp
+
+        headers = {
+            "Authorization": resolve(self.config.client_token, what="unleash client token"),
+            "Unleash-Client-Spec": _CLIENT_SPEC,
+        }
+        try:
+            async with pooled_session().get(
+                f"{self.config.url.rstrip('/')}/api/client/features",
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
+            ) as response:
+                if response.status >= 400:
+                    return False
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+        feature = next((f for f in answer.get("features", []) if f.get("name") == self.config.feature), None)
+        if feature is None or not feature.get("enabled"):
+            return False
+        return any(
+            s.get("parameters", {}).get("groupId") == str(self.config.bucket_key)
+            and s.get("parameters", {}).get("rollout") == _rollout(change.weight)
+            for s in feature.get("strategies", [])
+        )

@@ -90,6 +90,11 @@ class UnleashActuator(_Block):
     bucket_key: str | None = Field(
         None, description="Unleash's groupId, shared by every flag of a rollout; default: the plan's name"
     )
+    client_token: str | None = Field(
+        None,
+        description="a backend (client) API token, env:NAME or file:PATH: when given, a step's bake starts once"
+        " Unleash serves the change to SDKs",
+    )
 
     @model_validator(mode="after")
     def _token_is_a_reference(self) -> UnleashActuator:
@@ -104,5 +109,7 @@ Actuator = Annotated[
     HttpActuator | HaproxyActuator | FlagdActuator | UnleashActuator, Field(discriminator="type")
 ]
 ACTUATOR_TYPES = ("http", "haproxy", "flagd", "unleash")
-# Actuators that bucket users by a key: the services of one rollout must share it.
+# Actuators that bucket users by a key: the services of one rollout must share it. Their
+# changes reach the services a moment later (SDKs poll, providers watch), so a step's bake
+# waits until a change is served.
 FLAG_PLATFORMS = ("flagd", "unleash")

@@ -207,6 +207,11 @@ class Defaults(_Model):
     interval: Duration = timedelta(seconds=30)
     gates: list[str] = Field(default_factory=list)
     approval: Approval = "none"
+    propagation: Duration = Field(
+        timedelta(seconds=30),
+        description="longest a flag change may take to reach the services; the bake starts once it is served"
+        " (when the actuator can tell) or after this",
+    )
 
 
 class BudgetPolicy(_Model):
@@ -379,6 +384,7 @@ class Service(_Model):
     interval: Duration | None = None
     gates: list[str] | None = None
     approval: Approval | None = None
+    propagation: Duration | None = None
 
     @field_validator("version", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ class ServiceSettings(BaseModel):
     gates: list[str]
     approval: Approval
     wave: int
+    propagation: Duration = timedelta(seconds=30)
 
 
 def plan_waves(plan: RolloutPlan) -> list[list[str]]:
@@ -49,6 +50,7 @@ def resolve_services(plan: RolloutPlan) -> list[ServiceSettings]:
             gates=list(s.gates if s.gates is not None else defaults.gates),
             approval=s.approval if s.approval is not None else defaults.approval,
             wave=wave_of[s.name],
+            propagation=s.propagation if s.propagation is not None else defaults.propagation,
         )
         for s in plan.spec.services
     ]

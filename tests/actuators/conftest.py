@@ -63,9 +63,10 @@ def haproxy_config(server: HaproxyServer, backend: str, *, tcp: bool = False) ->
 
 @pytest.fixture(scope="session")
 def unleash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnleashServer]:
-    """A real Unleash on a real PostgreSQL; its admin token in UNLEASH_ADMIN_TOKEN, the way
-    a worker is given it (plans name `env:UNLEASH_ADMIN_TOKEN`)."""
+    """A real Unleash on a real PostgreSQL; its admin token in UNLEASH_ADMIN_TOKEN and its
+    backend token in UNLEASH_CLIENT_TOKEN, the way a worker is given them."""
     server = UnleashServer(Path(tmp_path_factory.mktemp("unleash"))).start()
     os.environ["UNLEASH_ADMIN_TOKEN"] = server.admin_token
+    os.environ["UNLEASH_CLIENT_TOKEN"] = server.backend_token
     yield server
     server.stop()

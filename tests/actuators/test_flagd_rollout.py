@@ -38,7 +38,7 @@ def flag_plan(path: Path, fail_on: str | None) -> RolloutPlan:
         "unused",
         services,
         metadata={"name": "new-pricing"},
-        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": []},
+        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": [], "propagation": "1s"},
         gates={"weight": WEIGHT_GATE},
     )
     return parse_plan(yaml.safe_dump(document))
@@ -64,6 +64,13 @@ async def test_a_good_rollout_ends_with_every_flag_on_for_everyone(
     client: Client, tmp_path: Path, rollout_id: str
 ) -> None:
     path = tmp_path / "flags.json"
-    result = await (await start(client, flag_plan(path, fail_on=None), rollout_id)).result()
+    handle = await start(client, flag_plan(path, fail_on=None), rollout_id)
+    result = await handle.result()
     assert result.phase is Phase.SUCCEEDED
+    # flagd cannot be asked when it has read the file: each step waited `propagation`.
+    from shiprail.workflows.rollout import RolloutWorkflow
+
+    waits = [e.message for e in await handle.query(RolloutWorkflow.audit) if e.kind == "propagation"]
+    assert waits and all(m.endswith("waited propagation 1s") for m in waits)
+    assert len(waits) == 3 * len(SERVICES)
     assert all(enabled(path, f"{name}-new-pricing") == frozenset(USERS) for name in SERVICES)

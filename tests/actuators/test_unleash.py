@@ -37,6 +37,7 @@ def config(server: UnleashServer, feature: str, **fields: Any) -> UnleashConfig:
             "environment": "development",
             "feature": feature,
             "bucket_key": "new-pricing",
+            "client_token": "env:UNLEASH_CLIENT_TOKEN",
             **fields,
         }
     )
@@ -224,8 +225,14 @@ async def test_a_failing_second_wave_restores_every_touched_flag(
     )
     admin(unleash, "POST", "", {"name": f"payments-{tag}", "type": "release"})
     before = _strategies(unleash, f"payments-{tag}")
-    result = await (await start(client, plan, rollout_id)).result()
+    handle = await start(client, plan, rollout_id)
+    result = await handle.result()
     assert result.phase is Phase.ROLLED_BACK
+    from shiprail.workflows.rollout import RolloutWorkflow
+
+    # Every step's bake started once the client API served it to SDKs.
+    served = [e.message for e in await handle.query(RolloutWorkflow.audit) if e.kind == "propagation"]
+    assert served and all(" served after " in m for m in served)
     assert [s.state for s in result.services] == [
         ServiceState.RESTORED,
         ServiceState.RESTORED,

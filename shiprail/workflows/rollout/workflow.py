@@ -27,7 +27,11 @@ with workflow.unsafe.imports_passed_through():
     from shiprail.activities import actuation, locks
     from shiprail.activities import bake as bake_activity
     from shiprail.activities import budget as budget_activity
+    from shiprail.activities import propagation as propagation_activity
+    from shiprail.activities.propagation import PropagationRequest
     from shiprail.activities.types import BakeRequest, BakeResult, BudgetRequest, ReadExposure, SetExposure
+    from shiprail.plan.actuators import FLAG_PLATFORMS
+    from shiprail.plan.durations import format_duration
     from shiprail.plan.models import RolloutPlan
     from shiprail.plan.resolve import ServiceSettings
     from shiprail.plan.windows import next_open, wait_note
@@ -288,14 +292,7 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
         try:
             await workflow.execute_activity(
                 actuation.set_exposure,
-                SetExposure(
-                    service=s.name,
-                    actuator=s.actuator,
-                    version=s.version,
-                    weight=weight,
-                    rollout_id=self._id,
-                    idempotency_key=f"{self._id}/{s.name}/step-{index + 1}",
-                ),
+                self._step_change(s, index),
                 start_to_close_timeout=s.actuator.timeout + timedelta(seconds=5),
                 schedule_to_close_timeout=timedelta(minutes=2),
                 retry_policy=_ACTUATE_RETRY,
@@ -316,6 +313,43 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
             data={"weight": weight, "version": s.version, "step": index + 1},
         )
         stop_if_cancelled()
+
+    def _step_change(self, s: ServiceSettings, index: int) -> SetExposure:
+        return SetExposure(
+            service=s.name,
+            actuator=s.actuator,
+            version=s.version,
+            weight=s.steps[index],
+            rollout_id=self._id,
+            idempotency_key=f"{self._id}/{s.name}/step-{index + 1}",
+        )
+
+    async def _await_served(self, s: ServiceSettings, index: int) -> None:
+        """A flag change reaches the services a moment after it is made (SDKs poll, providers
+        watch files): the bake starts once the actuator sees it served, or after `propagation`."""
+        self._set_state(
+            s.name, ServiceState.PROPAGATING, note=f"until served (≤ {format_duration(s.propagation)})"
+        )
+        try:
+            seen = await workflow.execute_activity(
+                propagation_activity.await_served,
+                PropagationRequest(change=self._step_change(s, index), propagation=s.propagation),
+                start_to_close_timeout=s.propagation + timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5), maximum_attempts=3),
+                summary=f"{s.name}@{s.steps[index]:g}% until served",
+            )
+        except ActivityError as exc:
+            raise self._step_failed(
+                s.name, f"waiting for the change to be served failed: {cause_of(exc)}"
+            ) from None
+        if seen.served:
+            message = f"{s.name}@{s.steps[index]:g}% served after {seen.seconds:.1f}s"
+        elif seen.observable:
+            message = f"{s.name}@{s.steps[index]:g}% not seen served within {format_duration(s.propagation)}; baking"
+        else:
+            message = f"{s.name}@{s.steps[index]:g}%: waited propagation {format_duration(s.propagation)}"
+        self._log("propagation", message, service=s.name, data=seen.model_dump())
 
     def _bake_request(self, s: ServiceSettings, bake: timedelta | None) -> BakeRequest:
         original = self._svc[s.name].original
@@ -338,6 +372,8 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
         )
 
     async def _bake(self, s: ServiceSettings, index: int) -> None:
+        if s.actuator.type in FLAG_PLATFORMS:
+            await self._await_served(s, index)
         self._set_state(s.name, ServiceState.BAKING, note="")
         weight = s.steps[index]
         try:
