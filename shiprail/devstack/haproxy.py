@@ -35,11 +35,20 @@ def haproxy_binary() -> str:
 
 
 class HaproxyServer:
-    def __init__(self, state_dir: Path, backends: list[Backend], *, ip: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        backends: list[Backend],
+        *,
+        ip: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.ip = ip
         self.backends = backends
-        self.ports = {b.name: free_port(ip) for b in backends}
+        # Given when the backends must know the listeners' ports first (services calling
+        # their providers through HAProxy).
+        self.ports = ports or {b.name: free_port(ip) for b in backends}
         self.admin_port = free_port(ip)
         self._process: ServerProcess | None = None
 

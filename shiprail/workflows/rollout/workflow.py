@@ -239,6 +239,11 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
                 self._set_state(s.name, ServiceState.AWAITING_APPROVAL, note=f"before {s.steps[index]:g}%")
             await workflow.wait_condition(lambda: keys <= self._approved)
             self._awaiting -= keys
+            # No longer awaiting: the phase must not say so while drift is looked for.
+            # Patched with that look: it changes the phase, whose search attribute is a command.
+            if workflow.patched("drift-before-waited-step"):
+                for s in needed:
+                    self._set_state(s.name, ServiceState.WAITING, note="approved")
         waited = await self._wait_for_window(group) or bool(needed)
         if waited:
             await self._look_for_drift(group)
