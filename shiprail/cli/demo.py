@@ -46,13 +46,19 @@ def demo(
     state_dir: Annotated[Path | None, typer.Option(help="where the servers keep their data")] = None,
     port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
+    router: Annotated[
+        str,
+        typer.Option(
+            help="what moves the traffic: http (the fleet's router API) or haproxy (the real HAProxy)"
+        ),
+    ] = "http",
 ) -> None:
     """Dev stack + Prometheus + the demo fleet + a rollout, with live progress and the UI link."""
     from shiprail.demo.stack import DemoStack
 
     plan = load_plan(plan_path)
     root = (state_dir or default_state_dir()) / "demo" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    stack = DemoStack(plan, scenario, root, rps=rps, temporal_port=port, ui_port=ui_port)
+    stack = DemoStack(plan, scenario, root, rps=rps, temporal_port=port, ui_port=ui_port, router=router)
     out.print(f"starting Temporal, Prometheus and the demo fleet (scenario [bold]{scenario}[/]) …")
     stack.start()
     try:
@@ -68,7 +74,7 @@ def demo(
 async def _run(stack: DemoStack, plan_path: Path, scenario: str, exit_at_end: bool) -> int:
     from shiprail.worker import running_worker
 
-    plan = load_plan(plan_path)
+    plan = stack.plan
     client = await connect(stack.temporal.address, runtime=quiet_runtime())
     ui = stack.temporal.ui_url
     out.print(f"Temporal web UI:  {ui}")

@@ -36,12 +36,13 @@ class HaproxyFleet:
     ) -> None:
         self.scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
         versions = {s.name: s.version for s in plan.spec.services}
+        self.canary_versions: dict[str, str] = {}
         frontends = {name: free_port() for name in TOPOLOGY}
         self.services: dict[str, tuple[DemoService, DemoService]] = {}
         for name in _providers_first():
             providers = {p: f"127.0.0.1:{frontends[p]}" for p in TOPOLOGY[name]}
             stable = STABLE_VERSIONS[name]
-            canary = versions.get(name, f"{stable}-canary")
+            canary = self.canary_versions[name] = versions.get(name, f"{stable}-canary")
             self.services[name] = (
                 DemoService(name, _pinned(Exposure(service=name, stable_version=stable)), providers),
                 DemoService(
@@ -86,14 +87,14 @@ class HaproxyFleet:
     def exposures(self) -> dict[str, Exposure]:
         """Each backend's weights as HAProxy has them now."""
         found = {}
-        for name, (_, canary) in self.services.items():
+        for name in self.services:
             canary_weight = _weight(self.haproxy.socket, f"{name}/canary")
             stable_weight = _weight(self.haproxy.socket, f"{name}/stable")
             total = canary_weight + stable_weight
             found[name] = Exposure(
                 service=name,
                 stable_version=STABLE_VERSIONS[name],
-                canary_version=canary._exposure().canary_version if canary_weight else None,
+                canary_version=self.canary_versions[name] if canary_weight else None,
                 weight=round(100 * canary_weight / total, 2) if total else 0.0,
             )
         return found

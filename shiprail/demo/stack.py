@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from shiprail.demo.fleet import Fleet
+from shiprail.demo.haproxy_fleet import HaproxyFleet
 from shiprail.demo.scenarios import LOAD_RPS, SCENARIOS
 from shiprail.devstack.prometheus import PrometheusServer
 from shiprail.devstack.temporal import TemporalDevServer
@@ -45,6 +46,9 @@ def demo_ports(plan: RolloutPlan) -> tuple[int, int]:
 
 
 class DemoStack:
+    """Temporal, Prometheus and the demo fleet; `router` says what moves the traffic: the
+    fleet's own router API (the HTTP actuator contract) or the real HAProxy."""
+
     def __init__(
         self,
         plan: RolloutPlan,
@@ -54,13 +58,21 @@ class DemoStack:
         rps: float = LOAD_RPS,
         temporal_port: int = 7233,
         ui_port: int = 8233,
+        router: str = "http",
     ) -> None:
         if scenario not in SCENARIOS:
             raise BadInput(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
+        if router not in ("http", "haproxy"):
+            raise BadInput(f"unknown router {router!r} (known: http, haproxy)")
         router_port, prometheus_port = demo_ports(plan)
         self.temporal = TemporalDevServer(state_dir / "temporal", port=temporal_port, ui_port=ui_port)
         self.prometheus = PrometheusServer(state_dir / "prometheus", port=prometheus_port)
-        self.fleet = Fleet(scenario, rps=rps, router_port=router_port)
+        self.fleet: Fleet | HaproxyFleet
+        if router == "haproxy":
+            haproxy = HaproxyFleet(plan, state_dir / "haproxy", scenario, rps=rps)
+            self.fleet, self.plan = haproxy, haproxy.plan_for(plan)
+        else:
+            self.fleet, self.plan = Fleet(scenario, rps=rps, router_port=router_port), plan
 
     def start(self) -> DemoStack:
         """Start in dependency order; on any failure stop what already runs."""

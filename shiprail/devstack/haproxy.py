@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +52,13 @@ class HaproxyServer:
         self.ports = ports or {b.name: free_port(ip) for b in backends}
         self.admin_port = free_port(ip)
         self._process: ServerProcess | None = None
+        # A Unix socket's path is short (HAProxy takes 97 bytes): a deep state directory
+        # gets its socket in a short one of its own.
+        self._socket_dir = state_dir if len(str(state_dir)) < 80 else Path(tempfile.mkdtemp(prefix="shiprail-hap-"))
 
     @property
     def socket(self) -> Path:
-        return self.state_dir / "admin.sock"
+        return self._socket_dir / "admin.sock"
 
     @property
     def admin_address(self) -> str:
@@ -109,3 +113,5 @@ class HaproxyServer:
         if self._process is not None:
             self._process.stop()
             self._process = None
+        if self._socket_dir != self.state_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
