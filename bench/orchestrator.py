@@ -14,13 +14,17 @@ servers of configurable latency and one `shiprail worker` subprocess, then measu
     the worker's peak RSS, failures;
 (d) history: events per service-step, and the whole history of a 50-service × 10-step plan;
 (e) trains: departure overhead (a departure's scheduled time to its first car's first
-    actuation reaching the actuator) and the history of a departure of 20 cars.
+    actuation reaching the actuator) and the history of a departure of 20 cars;
+(f) actuators: step overhead and rollback latency through the HTTP contract, the real
+    HAProxy and the real Unleash, side by side, measured the same way from the server's
+    event times (gates passed → next change applied; failing verdict → last restore).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -53,7 +57,7 @@ from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.workflows.inputs import RolloutInput
 from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
 
-PARTS = ("step", "rollback", "history", "scale", "train")
+PARTS = ("step", "rollback", "history", "scale", "train", "actuators")
 PASSING_GATE = {"type": "threshold", "query": "vector(0)", "max": 1}
 # Real Prometheus evaluates the step's weight, so the gate fails at a chosen step.
 FAILING_GATE = {"type": "threshold", "query": "vector({{weight}})", "max": 20, "inconclusive_limit": 0}
@@ -444,6 +448,84 @@ async def train_departures(stack: Stack, departures: int, cars: int) -> dict[str
     }
 
 
+# ---- (f) actuators side by side ---------------------------------------------------------
+
+
+def _event_times(history: WorkflowHistory) -> tuple[list[float], list[float], float | None]:
+    """(bake completions, set_exposure completions, the rollback marker) in server time."""
+    bakes, sets, marker = [], [], None
+    for kind, _, t, event in _activity_events(history):
+        if event != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            continue
+        if kind == "bake":
+            bakes.append(t)
+        elif kind == "set_exposure":
+            sets.append(t)
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.event_time.ToDatetime().timestamp()
+    return bakes, sets, marker
+
+
+async def actuator_comparison(
+    stack: Stack, blocks: dict[str, list[dict[str, Any]]], repetitions: int
+) -> dict[str, Any]:
+    """For each actuator kind, `blocks[kind]` gives four services' actuator blocks: a
+    four-step rollout of the first measures step overhead, a four-wave chain whose last
+    service fails at 50 % measures the rollback."""
+    results: dict[str, Any] = {}
+    for kind, actuators in blocks.items():
+        gaps: list[float] = []
+        rollbacks: list[float] = []
+        for r in range(repetitions):
+            single = [
+                {
+                    "name": f"{kind}-s-{r}",
+                    "actuator": actuators[0],
+                    "gates": ["ok"],
+                    "steps": [25, 50, 75, 100],
+                }
+            ]
+            plan = _plan(
+                "", single, stack.prometheus, {"ok": PASSING_GATE}, bake="0s", interval="0s", propagation="1s"
+            )
+            bakes, sets, _ = _event_times(
+                await _run_recorded(stack.client, plan, f"{kind}-step", "succeeded")
+            )
+            gaps += [1000 * (applied - baked) for baked, applied in zip(bakes[:-1], sets[1:], strict=True)]
+            chain = []
+            for w, block in enumerate(actuators):
+                service: dict[str, Any] = {"name": f"{kind}-c{w}-{r}", "actuator": block}
+                if w:
+                    service["depends_on"] = [f"{kind}-c{w - 1}-{r}"]
+                if w == len(actuators) - 1:
+                    service["gates"] = ["weight"]
+                chain.append(service)
+            plan = _plan(
+                "",
+                chain,
+                stack.prometheus,
+                {"weight": FAILING_GATE},
+                steps=[10, 50, 100],
+                bake="1s",
+                interval="1s",
+                propagation="1s",
+            )
+            history = await _run_recorded(stack.client, plan, f"{kind}-rollback", "rolled_back")
+            _, sets, marker = _event_times(history)
+            failed = max(t for k, _, t, e in _activity_events(history) if k == "bake")
+            # The last restore: the local activity's marker, or a durable retry after it.
+            rollbacks.append(1000 * (max([*sets, *([marker] if marker else [])]) - failed))
+        results[kind] = {
+            "step_overhead_median_ms": statistics.median(gaps),
+            "step_overhead_p99_ms": _quantile(gaps, 0.99),
+            "transitions": len(gaps),
+            "rollback_median_ms": statistics.median(rollbacks),
+            "rollbacks_ms": rollbacks,
+        }
+    return results
+
+
 async def bake_length_independence(stack: Stack) -> dict[str, Any]:
     """The same plan with a 1 s and an 8 s bake (1 s interval) writes the same history."""
     actuator = ActuatorServer().start()
@@ -517,16 +599,68 @@ def _machine() -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _real_actuators(state: Path) -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """HAProxy with four backends and Unleash with its PostgreSQL, and four services'
+    actuator blocks for each (plus the HTTP contract's demo router), for part (f). Tokens
+    reach the worker through its environment, as they would in production."""
+    from shiprail.devstack.haproxy import Backend, HaproxyServer
+    from shiprail.devstack.unleash import UnleashServer
+
+    http = ActuatorServer(latency=0.0).start()
+    haproxy = HaproxyServer(
+        state / "haproxy", [Backend(f"b{i}", "127.0.0.1:1", "127.0.0.1:2") for i in range(4)]
+    )
+    unleash = UnleashServer(state / "unleash")
+    try:
+        haproxy.start()
+        unleash.start()
+        os.environ["BENCH_UNLEASH_TOKEN"] = unleash.admin_token
+        os.environ["BENCH_UNLEASH_CLIENT_TOKEN"] = unleash.backend_token
+        for i in range(200):
+            http.store.add(f"http-s-{i}", "1.0")
+            for w in range(4):
+                http.store.add(f"http-c{w}-{i}", "1.0")
+        yield {
+            "http": [{"type": "http", "url": http.url}] * 4,
+            "haproxy": [
+                {
+                    "type": "haproxy",
+                    "socket": str(haproxy.socket),
+                    "backend": f"b{i}",
+                    "stable": "stable",
+                    "canary": "canary",
+                }
+                for i in range(4)
+            ],
+            "unleash": [
+                {
+                    "type": "unleash",
+                    "url": unleash.url,
+                    "token": "env:BENCH_UNLEASH_TOKEN",
+                    "client_token": "env:BENCH_UNLEASH_CLIENT_TOKEN",
+                    "environment": "development",
+                    "feature": f"bench-flag-{i}",
+                }
+                for i in range(4)
+            ],
+        }
+    finally:
+        unleash.stop()
+        haproxy.stop()
+        http.stop()
+
+
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": _machine(), "server_journal": args.server_journal}
-    with (
-        tempfile.TemporaryDirectory(prefix="shiprail-bench-") as tmp,
-        _stack_processes(Path(tmp), args.server_journal) as (
-            temporal,
-            prometheus,
-            worker,
-        ),
-    ):
+    with contextlib.ExitStack() as stack_of_servers:
+        tmp = stack_of_servers.enter_context(tempfile.TemporaryDirectory(prefix="shiprail-bench-"))
+        blocks = (
+            stack_of_servers.enter_context(_real_actuators(Path(tmp))) if "actuators" in args.parts else {}
+        )
+        temporal, prometheus, worker = stack_of_servers.enter_context(
+            _stack_processes(Path(tmp), args.server_journal)
+        )
         stack = Stack(await connect(temporal.address), prometheus.url, worker.pid)
         if "step" in args.parts:
             print("(a) step overhead …", flush=True)
@@ -541,6 +675,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             results["history"] = await history_size(stack, services=50, steps=10)
             results["history"]["by_bake_length"] = await bake_length_independence(stack)
             print(f"    {results['history']}", flush=True)
+        if "actuators" in args.parts:
+            print("(f) actuators side by side …", flush=True)
+            results["actuators"] = await actuator_comparison(stack, blocks, args.actuator_runs)
+            print(f"    {results['actuators']}", flush=True)
         if "train" in args.parts:
             print("(e) trains …", flush=True)
             results["train"] = await train_departures(stack, departures=args.train_departures, cars=20)
@@ -589,6 +727,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"| history of a {tr['cars']}-car departure | {tr['departure_events']} events"
             f" ({tr['departure_events_per_car']:.1f} a car), {tr['departure_history_bytes'] / 1024:.0f} KiB | |",
         ]
+    for kind, a in results.get("actuators", {}).items():
+        lines += [
+            f"| {kind} actuator: step overhead median / p99 ({a['transitions']} transitions)"
+            f" | {a['step_overhead_median_ms']:.0f} / {a['step_overhead_p99_ms']:.0f} ms | |",
+            f"| {kind} actuator: rollback of a 4-wave chain, median of {len(a['rollbacks_ms'])}"
+            f" | {a['rollback_median_ms']:.0f} ms | |",
+        ]
     for sc in results["scale"]:
         lines.append(
             f"| {sc['rollouts']} concurrent 5×5 rollouts | {sc['wall_s']:.0f} s wall,"
@@ -606,6 +751,9 @@ def main(argv: list[str] | None = None) -> None:
         "--step-rollouts", type=positive, default=5, help="20-step rollouts for step overhead"
     )
     parser.add_argument("--rollback-runs", type=positive, default=5)
+    parser.add_argument(
+        "--actuator-runs", type=positive, default=5, help="rollouts per actuator for part (f)"
+    )
     parser.add_argument(
         "--train-departures", type=positive, default=5, help="one-car departures for overhead"
     )

@@ -105,3 +105,25 @@ async def test_the_train_part_measures_a_departure(
     # A departure writes at least a child start and completion for each car.
     assert result["departure_events_per_car"] >= 2
     assert result["departure_events"] == round(result["departure_events_per_car"] * 3)
+
+
+async def test_the_actuator_part_measures_each_kind_alike(
+    client: Client, worker: Worker, prometheus: PrometheusServer
+) -> None:
+    from bench.orchestrator import actuator_comparison
+    from shiprail.demo.actuator import ActuatorServer
+
+    actuator = ActuatorServer().start()
+    try:
+        for name in ["http-s-0", *(f"http-c{w}-0" for w in range(4))]:
+            actuator.store.add(name, "1.0")
+        stack = Stack(client, prometheus.url, worker_pid=os.getpid())
+        result = await actuator_comparison(stack, {"http": [{"type": "http", "url": actuator.url}] * 4}, 1)
+    finally:
+        actuator.stop()
+    http = result["http"]
+    assert http["transitions"] == 3  # four steps, three hand-overs
+    assert 0 < http["step_overhead_median_ms"] <= http["step_overhead_p99_ms"]
+    # The last restore comes after the failing verdict, and every service was restored.
+    assert http["rollbacks_ms"][0] > 0
+    assert all(actuator.store.exposures[f"http-c{w}-0"].canary_version is None for w in range(4))
