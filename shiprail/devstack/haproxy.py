@@ -54,7 +54,9 @@ class HaproxyServer:
         self._process: ServerProcess | None = None
         # A Unix socket's path is short (HAProxy takes 97 bytes): a deep state directory
         # gets its socket in a short one of its own.
-        self._socket_dir = state_dir if len(str(state_dir)) < 80 else Path(tempfile.mkdtemp(prefix="shiprail-hap-"))
+        self._socket_dir = (
+            state_dir if len(str(state_dir)) < 80 else Path(tempfile.mkdtemp(prefix="shiprail-hap-"))
+        )
 
     @property
     def socket(self) -> Path:

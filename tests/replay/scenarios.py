@@ -221,6 +221,58 @@ async def secret_header(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
         return handle, Phase.SUCCEEDED
 
 
+async def drift_resume(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    """The weight is changed by hand while a step bakes: held for drift (and notified),
+    then resumed, accepting it."""
+    from tests.workflow.test_notify import Receiver
+
+    names = _names(rollout_id, "search")
+    receiver = Receiver()
+    try:
+        with _actuator(*names) as actuator:
+            plan = make_plan(
+                actuator.url,
+                [{"name": names[0]}],
+                defaults={"steps": [10, 100], "bake": "3s", "interval": "1s"},
+                notify=[{"type": "webhook", "url": receiver.url, "events": ["drift", "rollback"]}],
+            )
+            handle = await start(rig.client, plan, rollout_id)
+            await wait_status(handle, lambda s: s.services[0].state is ServiceState.BAKING, what="baking")
+            found = actuator.store.exposures[names[0]]
+            actuator.store.exposures[names[0]] = found.model_copy(update={"weight": 40.0})
+            await wait_status(handle, lambda s: s.services[0].state is ServiceState.DRIFTED, what="drifted")
+            await handle.execute_update(RolloutWorkflow.resume, control(reason="that was us"))
+            await handle.result()
+            return handle, Phase.SUCCEEDED
+    finally:
+        receiver.server.shutdown()
+
+
+async def window_override(rig: Rig, rollout_id: str) -> tuple[Handle, Phase]:
+    """Started inside a freeze: waits for its window, then is overridden."""
+    from datetime import UTC, datetime, timedelta
+
+    names = _names(rollout_id, "billing")
+    now = datetime.now(UTC)
+    freeze = {
+        "from": f"{now - timedelta(minutes=1):%Y-%m-%dT%H:%M:%S}",
+        "to": f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}",
+        "reason": "replay freeze",
+    }
+    with _actuator(*names) as actuator:
+        plan = make_plan(
+            actuator.url,
+            [{"name": names[0]}],
+            defaults={"steps": [50, 100], "bake": "1s", "interval": "1s"},
+            windows={"timezone": "UTC", "deny": [freeze]},
+        )
+        handle = await start(rig.client, plan, rollout_id)
+        await wait_status(handle, lambda s: s.phase is Phase.WAITING_WINDOW, what="waiting for the window")
+        await handle.execute_update(RolloutWorkflow.override, control(reason="hotfix"))
+        await handle.result()
+        return handle, Phase.SUCCEEDED
+
+
 SCENARIOS: dict[str, Scenario] = {
     "success": success,
     "rollback": rollback,
@@ -231,6 +283,8 @@ SCENARIOS: dict[str, Scenario] = {
     "abort": abort,
     "approval_lockstep": approval_lockstep,
     "secret_header": secret_header,
+    "drift_resume": drift_resume,
+    "window_override": window_override,
 }
 
 
