@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.worker import Worker
 
 from shiprail.activities import actuation, bake, budget, locks, notify, propagation, trains
@@ -33,12 +36,30 @@ ACTIVITIES: list[Callable[..., Any]] = [
 ]
 
 
+class ExpectedCancellation(logging.Filter):
+    """The SDK logs an activity that ends cancelled as "Completing activity as failed" with
+    a full traceback. When a rollback or an abort calls off a bake, that is the plan working,
+    not a failure: one line says so, and tracebacks stay for real failures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError | TemporalCancelledError):
+            message = record.getMessage().replace("Completing activity as failed", "Activity called off")
+            record.msg, record.args = f"{message} (a rollback or an abort stopped it)", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_EXPECTED_CANCELLATION = ExpectedCancellation()
+
+
 @asynccontextmanager
 async def running_worker(
     client: Client, *, task_queue: str = TASK_QUEUE, max_concurrent_activities: int = 1000
 ) -> AsyncIterator[Worker]:
     """A worker polling until the block ends; then, once its activities are done, the
     actuators' pooled connections are closed."""
+    logging.getLogger("temporalio.activity").addFilter(_EXPECTED_CANCELLATION)  # once: filters are a set
     try:
         async with Worker(
             client,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -44,14 +45,20 @@ def prometheus_source(plan: RolloutPlan, url: str | None) -> PrometheusSource:
     return source
 
 
+_UNIX_SECONDS = re.compile(r"\d{9,}(\.\d+)?")
+
+
 def parse_at(value: str | None) -> datetime:
-    """`--at`: an ISO 8601 time (UTC unless it says otherwise) or a duration ago (`15m`).
+    """`--at`: an ISO 8601 time (UTC unless it says otherwise), Unix seconds as Prometheus
+    takes them (`1733140800`, `1733140800.5`), or a duration ago (`15m`).
 
     Without it, the latest instant Prometheus has every scrape of, as a rollout's gates use.
     """
     now = datetime.now(UTC)
     if not value:
         return now - SETTLE
+    if _UNIX_SECONDS.fullmatch(value.strip()):
+        return datetime.fromtimestamp(float(value), UTC)
     try:
         return now - parse_duration(value)
     except ValueError:
@@ -59,7 +66,9 @@ def parse_at(value: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise BadInput(f"--at: {value!r} is neither an ISO 8601 time nor a duration such as 15m") from None
+        raise BadInput(
+            f"--at: {value!r} is neither an ISO 8601 time, Unix seconds, nor a duration such as 15m"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -117,7 +117,9 @@ def _dependency_problems(services: list[tuple[int, dict[str, Any]]]) -> Iterator
     for i, service in services:
         for j, provider in enumerate(_list(service.get("depends_on"))):
             if provider == service.get("name"):
-                yield Problem(("spec", "services", i, "depends_on", j), "a service cannot depend on itself")
+                yield Problem(
+                    ("spec", "services", i, "depends_on", j), f"service {provider!r} cannot depend on itself"
+                )
             elif provider not in graph:
                 yield Problem(
                     ("spec", "services", i, "depends_on", j),

@@ -190,3 +190,28 @@ def test_a_literal_credential_in_a_notification_header_is_refused() -> None:
         PlanError, match=r"spec\.notify\[0\]\.headers\.Authorization: header 'Authorization' holds a literal"
     ):
         parse_plan(yaml.safe_dump(document))
+
+
+def test_a_self_dependency_names_the_service() -> None:
+    import yaml
+
+    from tests.helpers import plan_document
+
+    document = plan_document("http://x/exposure", [{"name": "ledger", "depends_on": ["ledger"]}])
+    with pytest.raises(
+        PlanError, match=r"spec\.services\[0\]\.depends_on\[0\]: service 'ledger' cannot depend on itself"
+    ):
+        parse_plan(yaml.safe_dump(document))
+
+
+def test_gates_eval_at_takes_unix_seconds_as_prometheus_does() -> None:
+    from datetime import UTC, datetime
+
+    from shiprail.cli.gates import parse_at
+    from shiprail.errors import BadInput
+
+    assert parse_at("1733140800") == datetime(2024, 12, 2, 12, 0, tzinfo=UTC)
+    assert parse_at("1733140800.5") == datetime(2024, 12, 2, 12, 0, 0, 500000, tzinfo=UTC)
+    assert parse_at("2024-12-02T12:00:00Z") == datetime(2024, 12, 2, 12, 0, tzinfo=UTC)
+    with pytest.raises(BadInput, match="Unix seconds"):
+        parse_at("yesterday")

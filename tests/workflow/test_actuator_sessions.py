@@ -46,3 +46,11 @@ def test_a_command_that_reads_an_actuator_closes_its_session_before_its_loop_end
     assert stable_versions(services, None) == {"payments": "1.0"}
     left_open = [s for loop, s in http_actuator._sessions.items() if loop.is_closed() and not s.closed]
     assert left_open == []
+
+
+def test_a_running_worker_says_a_called_off_activity_in_one_line(worker: object) -> None:
+    import logging
+
+    from shiprail.worker import ExpectedCancellation
+
+    assert any(isinstance(f, ExpectedCancellation) for f in logging.getLogger("temporalio.activity").filters)

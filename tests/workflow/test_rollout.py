@@ -737,3 +737,18 @@ async def test_worker_killed_mid_bake_continues_without_duplicate_actuation(
     assert result.phase is Phase.SUCCEEDED
     for service in ("a", "b"):
         assert put_weights(actuator, service) == [10.0, 50.0, 100.0]
+
+
+async def test_a_service_already_serving_the_version_is_skipped_not_rolled_backwards(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
+    actuator.store.add("already-a", "2.0")  # serves 2.0 as stable already
+    actuator.store.add("already-b", "1.0", canary_version="2.0", weight=100)  # 2.0 at 100 % as canary
+    actuator.store.add("already-c", "1.0")
+    plan = make_plan(actuator.url, [{"name": "already-a"}, {"name": "already-b"}, {"name": "already-c"}])
+    result = await (await start(client, plan, rollout_id)).result()
+    assert result.phase is Phase.SUCCEEDED
+    notes = {s.name: (s.state, s.note) for s in result.services}
+    assert notes["already-a"] == (ServiceState.DONE, "already serving 2.0 at 100%: skipped")
+    assert notes["already-b"] == (ServiceState.DONE, "already serving 2.0 at 100%: skipped")
+    assert {c.service for c in actuator.store.puts()} == {"already-c"}

@@ -205,6 +205,18 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
     # ---- one group of services moving together (one service, or a lockstep wave) ------
 
     async def _roll_group(self, group: Sequence[ServiceSettings], slots: asyncio.Semaphore) -> None:
+        served = [s for s in group if self._already_serving(s)]
+        # Patched: rollouts recorded before such services were skipped replay as they ran.
+        if served and workflow.patched("skip-services-already-serving"):
+            for s in served:
+                self._svc[s.name].weight = 100.0
+                self._set_state(
+                    s.name, ServiceState.DONE, note=f"already serving {s.version} at 100%: skipped"
+                )
+                self._log("info", f"{s.name} already serves {s.version} at 100%; skipped", service=s.name)
+            group = [s for s in group if s not in served]
+            if not group:
+                return
         lockstep = len(group) > 1
         if not lockstep:
             await slots.acquire()
@@ -224,6 +236,18 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
         finally:
             if not lockstep:
                 slots.release()
+
+    def _already_serving(self, s: ServiceSettings) -> bool:
+        """Whether the exposure read before the rollout already serves this version to
+        everyone: taking it back down to the first step would be a rollout backwards."""
+        original = self._svc[s.name].original
+        if original is None:
+            return False
+        canary_full = original.canary_version == s.version and original.weight >= 100
+        stable_only = original.stable_version == s.version and (
+            original.canary_version is None or original.weight <= 0
+        )
+        return canary_full or stable_only
 
     async def _bounded(self, slots: asyncio.Semaphore, work: Awaitable[T]) -> T:
         async with slots:
