@@ -324,11 +324,37 @@ def approve(
 
 
 def audit(
-    rollout_id: RolloutId,
-    jsonl: Annotated[bool, typer.Option("--jsonl", help="one JSON object per line")] = False,
+    rollout_id: Annotated[
+        str, typer.Argument(help="the rollout id, or `verify` to check an exported file", show_default=False)
+    ],
+    file: Annotated[
+        Path | None, typer.Argument(help="with `verify`: the --jsonl export", show_default=False)
+    ] = None,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="one JSON object per line, hash-chained, ending in a signed head")
+    ] = False,
+    key: Annotated[
+        Path | None, typer.Option(help="Ed25519 PEM key that signs the head (default: yours)")
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="with `verify`: the signer's public key (PEM)")
+    ] = None,
     address: Address = None,
 ) -> None:
-    """Every decision, actuation, gate verdict and human action, with who, when and why."""
+    """Every decision, actuation, gate verdict and human action, with who, when and why.
+
+    `audit verify FILE` checks an `--jsonl` export: exit 0 when intact, 1 naming the first bad
+    record after any edit, insertion, deletion, reordering or truncation."""
+    from shiprail.cli import audit as audit_files
+
+    if rollout_id == "verify":
+        if file is None:
+            raise BadInput("`audit verify` needs the file to check: shiprail audit verify FILE")
+        verdict = audit_files.verify_file(file, public_key)
+        (out if verdict.intact else err).print(f"{file}: {verdict.message}", markup=False)
+        raise typer.Exit(ExitCode.OK if verdict.intact else ExitCode.ROLLOUT_FAILED)
+    if file is not None:
+        raise BadInput(f"unexpected argument {str(file)!r}: `audit` takes one rollout id")
 
     async def go() -> list[AuditEntry]:
         handle = (await connect_cli(address)).get_workflow_handle(rollout_id)
@@ -342,12 +368,15 @@ def audit(
                 f"cannot read the audit log of {rollout_id}: {exc.message} (is a worker running?)"
             ) from None
 
-    entries = run(go())
     if jsonl:
-        for entry in entries:
-            out.file.write(entry.model_dump_json() + "\n")
+        signer = audit_files.signing_key(key)  # before the query: a bad key loses nothing
+        entries = run(go())
+        from shiprail.audit_chain import chain
+
+        lines = chain(rollout_id, [e.model_dump(mode="json") for e in entries], signer)
+        out.file.write("\n".join(lines) + "\n")
         return
-    for entry in entries:
+    for entry in run(go()):
         who = f" [{entry.actor}]" if entry.actor else ""
         where = f" {entry.service}:" if entry.service else ""
         out.print(f"{entry.time:%Y-%m-%d %H:%M:%S} {entry.kind:<9}{where} {entry.message}{who}", markup=False)

@@ -65,7 +65,8 @@ async def test_start_wait_status_list_and_audit_of_a_good_rollout(
 
     run = await shiprail("audit", rollout_id, "--jsonl")
     assert run.code == 0, run.text
-    entries = [json.loads(line) for line in run.out.splitlines()]
+    entries = [json.loads(line) for line in run.out.splitlines()][:-1]  # the last is the signed head
+    assert "head" in json.loads(run.out.splitlines()[-1])
     assert entries[0]["kind"] == "phase" and entries[0]["actor"] == "cli-tester"
     times = [e["time"] for e in entries]
     assert times == sorted(times)
@@ -140,7 +141,8 @@ async def test_pause_resume_abort_and_refusals(
 
     run = await shiprail("status", rollout_id, "--watch")  # returns once the rollout has ended
     assert run.code == 0 and "rolled_back" in run.out, run.text
-    entries = [json.loads(line) for line in (await shiprail("audit", rollout_id, "--jsonl")).out.splitlines()]
+    lines = (await shiprail("audit", rollout_id, "--jsonl")).out.splitlines()
+    entries = [json.loads(line) for line in lines[:-1]]
     human = [(e["actor"], e["message"]) for e in entries if e["kind"] == "human"]
     assert human == [
         ("cli-tester", "paused: checking dashboards"),
@@ -225,3 +227,38 @@ async def test_every_command_exits_3_when_temporal_is_unreachable(
     assert run.code == 3, run.text
     assert f"cannot reach Temporal at {down}" in run.err and "Traceback" not in run.text
     assert "shiprail dev" in run.err  # the hint says how to get one
+
+
+async def test_an_exported_audit_log_verifies_until_it_is_tampered_with(
+    shiprail: Shiprail, actuator: ActuatorServer, tmp_path: Path, rollout_id: str
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+
+    key = Ed25519PrivateKey.generate()
+    private, public = tmp_path / "audit.pem", tmp_path / "audit.pub"
+    private.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    actuator.store.add("aud-a", "1.0")
+    plan = write_plan(tmp_path, "audited", actuator.url, [{"name": "aud-a"}])
+    assert (await shiprail("start", str(plan), "--wait", "--id", rollout_id)).code == 0
+    export = tmp_path / "audit.jsonl"
+    run = await shiprail("audit", rollout_id, "--jsonl", "--key", str(private))
+    export.write_text(run.out)
+    run = await shiprail("audit", "verify", str(export), "--public-key", str(public))
+    assert run.code == 0 and "intact" in run.out, run.text
+    lines = export.read_text().splitlines()
+    edited = json.loads(lines[1])
+    edited["message"] = "someone else did it"
+    export.write_text("\n".join([lines[0], json.dumps(edited), *lines[2:]]) + "\n")
+    run = await shiprail("audit", "verify", str(export), "--public-key", str(public))
+    assert run.code == 1 and "record 1 (line 2) was edited" in run.err, run.text
+    assert (await shiprail("audit", "verify")).code == 2
+    assert (
+        await shiprail("audit", "verify", str(tmp_path / "missing.jsonl"), "--public-key", str(public))
+    ).code == 2
