@@ -24,7 +24,7 @@ from shiprail.plan.located import (
     format_loc,
     load_located,
 )
-from shiprail.plan.models import API_VERSION, GATE_TYPES, NAME_PATTERN, RolloutPlan
+from shiprail.plan.models import API_VERSION, GATE_TYPES, MAX_SERVICES, NAME_PATTERN, RolloutPlan
 from shiprail.plan.train import ReleaseTrain
 
 M = TypeVar("M", bound=BaseModel)
@@ -63,6 +63,12 @@ def _pydantic_message(error: Any, raw: Any, model: type[BaseModel]) -> str:
         return f"unknown {family} type {tag!r} (expected one of: {', '.join(types)})"
     if kind == "too_short" and loc and loc[-1] == "services":
         return "a plan needs at least one service"
+    if kind == "too_long" and loc and loc[-1] == "services":
+        found = error.get("ctx", {}).get("actual_length")
+        return (
+            f"a plan holds at most {MAX_SERVICES:,} services (this one has {found:,}): its history would outgrow"
+            " Temporal's limit; split it into plans of dependent groups, or cars of a release train"
+        )
     if kind == "string_pattern_mismatch":
         return _PATTERN_MESSAGES.get(error.get("ctx", {}).get("pattern", ""), str(error["msg"]))
     message = str(error["msg"])
@@ -145,6 +151,16 @@ def _parse(text: str, source: str, model: type[M], checks: Callable[[dict[str, A
         line = lines.resolve(("kind",))[1] if isinstance(raw, dict) else lines.lines.get((), 1)
         raise PlanError([PlanIssue(source, line or 1, "", kind_problem)])
 
+    services = raw.get("spec", {}).get("services") if isinstance(raw.get("spec"), dict) else None
+    if model is RolloutPlan and isinstance(services, list) and len(services) > MAX_SERVICES:
+        # Refused before anything walks them: validating tens of thousands takes seconds.
+        line = lines.resolve(("spec", "services"))[1]
+        too_long: dict[str, Any] = {
+            "type": "too_long",
+            "loc": ("spec", "services"),
+            "ctx": {"actual_length": len(services)},
+        }
+        raise PlanError([PlanIssue(source, line, "spec.services", _pydantic_message(too_long, raw, model))])
     issues: list[PlanIssue] = []
     for loc, line in lines.duplicates:
         issues.append(PlanIssue(source, line, format_loc(loc), "duplicate key (the later one would win)"))

@@ -92,10 +92,55 @@ class Lines:
         return known, self.lines.get(known, 0)
 
 
+MAX_BYTES = 512 * 1024  # a thousand-service plan with its gates is a fifth of this
+MAX_DEPTH = 64
+
+
+class _UntrustedLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader, closed to what makes a small file expensive.
+
+    Aliases are refused: anything that walks the result (pydantic, JSON) expands a shared
+    node every time it is referenced, so a few hundred bytes of nested aliases become
+    gigabytes. Merge keys (`<<`) need aliases to be of use and are refused with them.
+    Nesting is bounded, before Python's own recursion limit is."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not accepted: write the value out", problem_mark=event.start_mark
+            )
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.MarkedYAMLError(
+                    problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.MarkedYAMLError(
+                    problem="merge keys (<<) are not accepted: write the fields out",
+                    problem_mark=key_node.start_mark,
+                )
+        super().flatten_mapping(node)
+
+
 def load_located(text: str, source: str) -> tuple[Any, Lines]:
-    """The document's data and the line of each of its fields; YamlSyntaxError if it is not YAML."""
+    """The document's data and the line of each of its fields; YamlSyntaxError if it is not
+    YAML, or if it is more than a plan should ever be (size, aliases, merge keys, depth)."""
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_BYTES:
+        raise YamlSyntaxError(
+            SourceIssue(source, 0, "", f"the file is {size:,} bytes; at most {MAX_BYTES:,} are read")
+        )
     # One parse: the data is constructed from the very nodes whose lines are kept.
-    loader = yaml.SafeLoader(text)
+    loader = _UntrustedLoader(text)
     try:
         root = loader.get_single_node()
         raw = loader.construct_document(root) if root is not None else None
@@ -107,6 +152,10 @@ def load_located(text: str, source: str) -> tuple[Any, Lines]:
         raise YamlSyntaxError(SourceIssue(source, line, "", f"YAML syntax error{col}: {problem}")) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(SourceIssue(source, 0, "", f"YAML error: {exc}")) from None
+    except RecursionError:
+        raise YamlSyntaxError(
+            SourceIssue(source, 0, "", f"nested more than {MAX_DEPTH} levels deep")
+        ) from None
     finally:
         loader.dispose()
     return raw, Lines(root)

@@ -31,6 +31,7 @@ from shiprail.plan.notify import NotifyTarget
 from shiprail.plan.templates import check_template
 
 API_VERSION = "shiprail/v1"
+MAX_SERVICES = 1000
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
@@ -404,7 +405,9 @@ class Spec(_Model):
     lockstep: bool = False
     max_parallel: int = Field(0, ge=0)
     notify: list[NotifyTarget] = Field(default_factory=list, description="where phase changes, failures go")
-    services: list[Service] = Field(min_length=1)
+    # One rollout's history holds about eight events a service-step: past a thousand
+    # services it would outgrow Temporal's 51,200-event limit within a few steps.
+    services: list[Service] = Field(min_length=1, max_length=MAX_SERVICES)
 
 
 class RolloutPlan(_Model):

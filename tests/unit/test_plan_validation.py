@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,41 @@ def test_gates_eval_at_takes_unix_seconds_as_prometheus_does() -> None:
     assert parse_at("2024-12-02T12:00:00Z") == datetime(2024, 12, 2, 12, 0, tzinfo=UTC)
     with pytest.raises(BadInput, match="Unix seconds"):
         parse_at("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &x [1, 2]\nb: *x\n", ":2: YAML syntax error, column 4: aliases (*name) are not accepted"),
+        ('a: &a ["x","x"]\nb: &b [*a,*a]\nc: &c [*b,*b]\nd: [*c,*c]\n', "aliases (*name) are not accepted"),
+        ("a: {<<: {b: 1}}\n", "merge keys (<<) are not accepted"),
+        ("[" * 300 + "]" * 300, "nested more than 64 levels deep"),
+        ("x: " + "y" * (600 * 1024), "at most 524,288 are read"),
+    ],
+    ids=["alias", "alias-bomb", "merge-key", "deep", "huge"],
+)
+def test_hostile_yaml_is_refused_quickly_with_a_message(text: str, message: str) -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(PlanError, match=re.escape(message)):
+        parse_plan(text)
+    assert time.monotonic() - started < 2
+
+
+def test_a_plan_of_too_many_services_is_refused_by_a_limit_not_by_exhaustion() -> None:
+    import time
+
+    import yaml
+
+    from tests.helpers import plan_document
+
+    text = yaml.safe_dump(plan_document("http://x/exposure", [{"name": f"s{i}"} for i in range(1500)]))
+    started = time.monotonic()
+    with pytest.raises(PlanError, match="a plan holds at most 1,000 services \\(this one has 1,500\\)"):
+        parse_plan(text)
+    assert time.monotonic() - started < 5
+    text = yaml.safe_dump(plan_document("http://x/exposure", [{"name": f"s{i}"} for i in range(1000)]))
+    started = time.monotonic()
+    assert len(parse_plan(text).spec.services) == 1000
+    assert time.monotonic() - started < 5
