@@ -11,10 +11,11 @@ from types import ModuleType
 from typing import Any
 
 from shiprail.gates import burn_rate, compare, latency, threshold
-from shiprail.gates.base import GateContext, GateVerdict, QueryResult, QuerySpec, Verdict
+from shiprail.gates.base import GateContext, GateVerdict, QueryResult, QuerySpec, Verdict, no_data
 from shiprail.gates.prometheus import PrometheusSource
 from shiprail.gates.tracker import GateTracker, StepOutcome, step_outcome
 from shiprail.plan.models import Gate
+from shiprail.plan.templates import UnsafeValue
 
 _KINDS: dict[str, ModuleType] = {
     "threshold": threshold,
@@ -45,7 +46,11 @@ def evaluate(
     its windows end where its queries are evaluated.
     """
     ctx = replace(ctx, now=source.settled(ctx.now))
-    results = source.fetch(gate_queries(gate, ctx), ctx.now)
+    try:
+        queries = gate_queries(gate, ctx)
+    except UnsafeValue as exc:  # a value that would change the query: no data, never a pass
+        return no_data(name, f"query not run: {exc}")
+    results = source.fetch(queries, ctx.now)
     return judge(name, gate, ctx, results, memory)
 
 

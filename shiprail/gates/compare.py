@@ -47,14 +47,14 @@ from shiprail.gates.stats import (
     tolerated_share,
 )
 from shiprail.plan.models import CompareGate
-from shiprail.plan.templates import render
+from shiprail.plan.templates import render, substitute
 
 _INF = "+Inf"
 
 
 def _versions(gate: CompareGate, ctx: GateContext) -> tuple[dict[str, str], dict[str, str]]:
     canary = ctx.template_values()
-    baseline = dict(canary, version=render(gate.baseline_version, canary))
+    baseline = dict(canary, version=substitute(gate.baseline_version, canary))
     return canary, baseline
 
 

@@ -121,3 +121,23 @@ def test_windows_yaml_sexagesimal_clock() -> None:
     )
     assert plan.spec.windows is not None
     assert plan.spec.windows.allow[0].start.hour == 9 and plan.spec.windows.allow[0].end.minute == 30
+
+
+def test_placeholders_are_escaped_for_where_they_stand() -> None:
+    from shiprail.plan.templates import UnsafeValue, render, substitute
+
+    hostile = {"version": "a\"b'c\\d.*\n", "weight": "25", "bake": "5m"}
+    assert render('m{v="{{version}}"}', hostile) == 'm{v="a\\"b\'c\\\\d.*\\n"}'
+    assert render("m{v='{{version}}'}", hostile) == "m{v='a\"b\\'c\\\\d.*\\n'}"
+    assert render('m{v=~"{{version}}"}', {"version": "1.2.*"}) == 'm{v=~"1\\\\.2\\\\.\\\\*"}'
+    assert render("m{v!~`{{version}}`}", {"version": "1.2.*"}) == "m{v!~`1\\.2\\.\\*`}"
+    assert (
+        render('vector({{weight}}) * rate(m{a="x"}[{{bake}}])', hostile) == 'vector(25) * rate(m{a="x"}[5m])'
+    )
+    # A string closed before the placeholder: the next one is outside again.
+    assert render('m{a="x"} + vector({{weight}})', hostile) == 'm{a="x"} + vector(25)'
+    with pytest.raises(UnsafeValue, match="backtick"):
+        render("m{v=`{{version}}`}", {"version": "x`y"})
+    with pytest.raises(UnsafeValue, match="outside a quoted string"):
+        render("vector({{version}})", hostile)
+    assert substitute("{{version}}", hostile) == hostile["version"]  # not PromQL: as it is
