@@ -96,20 +96,19 @@ MAX_BYTES = 512 * 1024  # a thousand-service plan with its gates is a fifth of t
 MAX_DEPTH = 64
 
 
+MAX_VALUES = 100_000
+
+
 class _UntrustedLoader(yaml.SafeLoader):
     """PyYAML's pure-Python safe loader, closed to what makes a small file expensive.
 
-    Aliases are refused: anything that walks the result (pydantic, JSON) expands a shared
+    Aliases are bounded: anything that walks the result (pydantic, JSON) expands a shared
     node every time it is referenced, so a few hundred bytes of nested aliases become
-    gigabytes. Merge keys (`<<`) need aliases to be of use and are refused with them.
+    gigabytes. An anchor reused a few times is fine; a document whose aliases expand it past
+    `MAX_VALUES` values is refused before anything walks it. Merge keys (`<<`) are refused.
     Nesting is bounded, before Python's own recursion limit is."""
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.MarkedYAMLError(
-                problem="aliases (*name) are not accepted: write the value out", problem_mark=event.start_mark
-            )
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             if self._depth > MAX_DEPTH:
@@ -131,9 +130,32 @@ class _UntrustedLoader(yaml.SafeLoader):
         super().flatten_mapping(node)
 
 
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document has once every alias is expanded: counted per distinct
+    node, so a bomb of a hundred nested aliases costs a hundred steps, not 2^100."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a cycle counts once; it cannot be constructed into plain data anyway
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, MAX_VALUES + 1)
+        return sizes[id(node)]
+
+    return size(root)
+
+
 def load_located(text: str, source: str) -> tuple[Any, Lines]:
     """The document's data and the line of each of its fields; YamlSyntaxError if it is not
-    YAML, or if it is more than a plan should ever be (size, aliases, merge keys, depth)."""
+    YAML, or if it is more than a plan should ever be (size, alias expansion, merge keys,
+    depth)."""
     size = len(text.encode("utf-8", "replace"))
     if size > MAX_BYTES:
         raise YamlSyntaxError(
@@ -143,6 +165,10 @@ def load_located(text: str, source: str) -> tuple[Any, Lines]:
     loader = _UntrustedLoader(text)
     try:
         root = loader.get_single_node()
+        if root is not None and _expanded_size(root) > MAX_VALUES:
+            raise YamlSyntaxError(
+                SourceIssue(source, 0, "", f"aliases expand this document past {MAX_VALUES:,} values")
+            )
         raw = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
