@@ -148,11 +148,13 @@ async def describe(client: Client, name: str) -> tuple[ScheduleDescription, Trai
         description = await handle.describe()
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise BadInput(
-                f"no release train {name!r} (create it with `shiprail train create FILE`)"
-            ) from None
+            raise _no_train(name) from None
         raise
     return description, await manifest(client, name)
+
+
+def _no_train(name: str) -> BadInput:
+    return BadInput(f"no release train {name!r} (create it with `shiprail train create FILE`)")
 
 
 async def manifest(client: Client, name: str) -> TrainState:
@@ -162,9 +164,7 @@ async def manifest(client: Client, name: str) -> TrainState:
         )
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise BadInput(
-                f"no release train {name!r} (create it with `shiprail train create FILE`)"
-            ) from None
+            raise _no_train(name) from None
         raise
     return state
 
@@ -177,9 +177,7 @@ async def _train_update(client: Client, name: str, update: Any, request: Any) ->
         raise BadInput(f"refused: {message}") from None
     except RPCError as exc:
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise BadInput(
-                f"no release train {name!r} (create it with `shiprail train create FILE`)"
-            ) from None
+            raise _no_train(name) from None
         raise
 
 

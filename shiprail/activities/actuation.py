@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from shiprail.activities.types import ExposureOutcome, ExposureWaves, ReadExposure, SetExposure
-from shiprail.actuators import ExposureChange, PermanentActuatorError, for_config
+from shiprail.actuators import PermanentActuatorError, for_config
 from shiprail.status import Exposure
 
 # The failure type of an actuator's refusal (4xx, a wrong answer): retrying cannot help.
@@ -87,13 +87,7 @@ async def _outcome(request: SetExposure) -> ExposureOutcome:
 
 
 async def _apply(request: SetExposure) -> None:
-    change = ExposureChange(
-        service=request.service,
-        version=request.version,
-        weight=request.weight,
-        rollout_id=request.rollout_id,
-        idempotency_key=request.idempotency_key,
-    )
+    change = request.change()
     actuator = for_config(request.actuator)
     if request.original is not None:
         await actuator.restore(change, request.original)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from shiprail.activities.types import SetExposure
-from shiprail.actuators import ExposureChange, for_config
+from shiprail.actuators import for_config
 from shiprail.plan.durations import Duration
 
 _POLL = 0.25
@@ -30,15 +30,8 @@ class Propagation(BaseModel):
 @activity.defn
 async def await_served(request: PropagationRequest) -> Propagation:
     """Until the actuator sees the change served, or `propagation` has passed."""
-    change = request.change
-    actuator = for_config(change.actuator)
-    exposure = ExposureChange(
-        service=change.service,
-        version=change.version,
-        weight=change.weight,
-        rollout_id=change.rollout_id,
-        idempotency_key=change.idempotency_key,
-    )
+    actuator = for_config(request.change.actuator)
+    exposure = request.change.change()
     started = time.monotonic()
     deadline = started + request.propagation.total_seconds()
     observable = True

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from shiprail.actuators.base import ExposureChange
 from shiprail.drift import Drift
 from shiprail.gates.base import GateVerdict
 from shiprail.plan.actuators import Actuator
@@ -31,6 +32,16 @@ class SetExposure(BaseModel):
     idempotency_key: str
     # A restore: the exposure read before the rollout, which the actuator puts back exactly.
     original: Exposure | None = None
+
+    def change(self) -> ExposureChange:
+        """The change as the actuator interface takes it."""
+        return ExposureChange(
+            service=self.service,
+            version=self.version,
+            weight=self.weight,
+            rollout_id=self.rollout_id,
+            idempotency_key=self.idempotency_key,
+        )
 
 
 class ExposureOutcome(BaseModel):
