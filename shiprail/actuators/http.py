@@ -12,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from shiprail.actuators.base import ActuatorError, ExposureChange, PermanentActuatorError
-from shiprail.actuators.secrets import resolve
+from shiprail.actuators.secrets import redact, resolve
 from shiprail.plan.actuators import HttpActuator
 from shiprail.status import Exposure
 
@@ -73,21 +73,22 @@ class HttpWebhookActuator:
         """The body of a successful answer; transient and permanent failures told apart."""
         import aiohttp
 
+        headers = self._headers()
         try:
             async with pooled_session().request(
                 method,
                 self.config.url,
-                headers=self._headers(),
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
                 **kwargs,
             ) as response:
                 status, text = response.status, (await response.read()).decode("utf-8", "replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ActuatorError(f"{method} {self.config.url}: {type(exc).__name__}: {exc}") from None
-        if status >= 500:
-            raise ActuatorError(f"{method} {self.config.url}: HTTP {status}: {text[:200]}")
         if status >= 400:
-            raise PermanentActuatorError(f"{method} {self.config.url}: HTTP {status}: {text[:200]}")
+            body = redact(text, headers.values())[:200]
+            error = ActuatorError if status >= 500 else PermanentActuatorError
+            raise error(f"{method} {self.config.url}: HTTP {status}: {body}")
         return text
 
     async def read(self, service: str) -> Exposure:

@@ -23,7 +23,7 @@ from typing import Any
 
 from shiprail.actuators.base import ActuatorError, ExposureChange, PermanentActuatorError
 from shiprail.actuators.http import pooled_session
-from shiprail.actuators.secrets import resolve
+from shiprail.actuators.secrets import redact, resolve
 from shiprail.plan.actuators import UnleashActuator as UnleashConfig
 from shiprail.status import Exposure
 
@@ -77,6 +77,8 @@ class UnleashActuator:
         where = f"Unleash {method} {url.removeprefix(self.config.url.rstrip('/'))}"
         if status == 404 and missing_ok:
             return None
+        if status >= 400:
+            text = redact(text, headers.values())  # an echoed token must not reach history
         if status >= 500 or status == 429:
             raise ActuatorError(f"{where}: HTTP {status}: {text[:200]}")
         if status in (401, 403):
