@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,28 @@ async def close_sessions() -> None:
             await session.close()
 
 
+async def request_text(
+    method: str, url: str, headers: dict[str, str], timeout: timedelta, **kwargs: Any
+) -> tuple[int, str]:
+    """One call through the pooled session: (status, body). A connection failure or a
+    timeout is transient; an error body has the secrets sent in `headers` redacted, since an
+    actuator that echoes a token must not carry it into the failure, and so into history."""
+    import aiohttp
+
+    try:
+        async with pooled_session().request(
+            method,
+            url,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout.total_seconds()),
+            **kwargs,
+        ) as response:
+            status, text = response.status, (await response.read()).decode("utf-8", "replace")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ActuatorError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+    return status, redact(text, headers.values()) if status >= 400 else text
+
+
 class HttpWebhookActuator:
     def __init__(self, config: HttpActuator) -> None:
         self.config = config
@@ -71,24 +94,11 @@ class HttpWebhookActuator:
 
     async def _call(self, method: str, **kwargs: Any) -> str:
         """The body of a successful answer; transient and permanent failures told apart."""
-        import aiohttp
-
         headers = self._headers()
-        try:
-            async with pooled_session().request(
-                method,
-                self.config.url,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
-                **kwargs,
-            ) as response:
-                status, text = response.status, (await response.read()).decode("utf-8", "replace")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuatorError(f"{method} {self.config.url}: {type(exc).__name__}: {exc}") from None
+        status, text = await request_text(method, self.config.url, headers, self.config.timeout, **kwargs)
         if status >= 400:
-            body = redact(text, headers.values())[:200]
             error = ActuatorError if status >= 500 else PermanentActuatorError
-            raise error(f"{method} {self.config.url}: HTTP {status}: {body}")
+            raise error(f"{method} {self.config.url}: HTTP {status}: {text[:200]}")
         return text
 
     async def read(self, service: str) -> Exposure:

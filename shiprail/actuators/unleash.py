@@ -22,8 +22,8 @@ import math
 from typing import Any
 
 from shiprail.actuators.base import ActuatorError, ExposureChange, PermanentActuatorError
-from shiprail.actuators.http import pooled_session
-from shiprail.actuators.secrets import redact, resolve
+from shiprail.actuators.http import pooled_session, request_text
+from shiprail.actuators.secrets import resolve
 from shiprail.plan.actuators import UnleashActuator as UnleashConfig
 from shiprail.status import Exposure
 
@@ -57,28 +57,14 @@ class UnleashActuator:
         self._env_url = f"{self._feature_url}/environments/{config.environment}"
 
     async def _call(self, method: str, url: str, body: Any = None, *, missing_ok: bool = False) -> Any:
-        import aiohttp
-
         headers = {
             "Authorization": resolve(self.config.token, what="unleash token"),
             "Accept": "application/json",
         }
-        try:
-            async with pooled_session().request(
-                method,
-                url,
-                json=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
-            ) as response:
-                status, text = response.status, (await response.read()).decode("utf-8", "replace")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuatorError(f"Unleash {method} {url}: {type(exc).__name__}: {exc}") from None
+        status, text = await request_text(method, url, headers, self.config.timeout, json=body)
         where = f"Unleash {method} {url.removeprefix(self.config.url.rstrip('/'))}"
         if status == 404 and missing_ok:
             return None
-        if status >= 400:
-            text = redact(text, headers.values())  # an echoed token must not reach history
         if status >= 500 or status == 429:
             raise ActuatorError(f"{where}: HTTP {status}: {text[:200]}")
         if status in (401, 403):

@@ -7,12 +7,17 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from shiprail.devstack.haproxy import Backend, HaproxyServer
 from shiprail.devstack.unleash import UnleashServer
+from shiprail.plan import RolloutPlan, parse_plan
 from shiprail.plan.actuators import HaproxyActuator as HaproxyConfig
+from tests.helpers import plan_document
+from tests.workflow.helpers import WEIGHT_GATE
 
 SERVICES = ("alpha", "beta", "gamma")
 
@@ -70,3 +75,27 @@ def unleash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnleashServer]
     os.environ["UNLEASH_CLIENT_TOKEN"] = server.backend_token
     yield server
     server.stop()
+
+
+def chain_plan(
+    blocks: dict[str, dict[str, Any]], fail_on: str | None, *, name: str = "new-pricing", **defaults: Any
+) -> RolloutPlan:
+    """A chain of services (each depending on the one before, in the order given) driven by
+    `blocks`, 10 → 50 → 100 %; the service `fail_on` has a gate that fails above 20 %."""
+    services: list[dict[str, Any]] = []
+    names = list(blocks)
+    for index, service_name in enumerate(names):
+        service: dict[str, Any] = {"name": service_name, "actuator": blocks[service_name]}
+        if index:
+            service["depends_on"] = [names[index - 1]]
+        if service_name == fail_on:
+            service["gates"] = ["weight"]
+        services.append(service)
+    document = plan_document(
+        "unused",
+        services,
+        metadata={"name": name},
+        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": [], **defaults},
+        gates={"weight": WEIGHT_GATE},
+    )
+    return parse_plan(yaml.safe_dump(document))

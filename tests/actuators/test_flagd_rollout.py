@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from temporalio.client import Client
 
-from shiprail.plan import RolloutPlan, parse_plan
+from shiprail.plan import RolloutPlan
 from shiprail.status import Phase, ServiceState
+from tests.actuators.conftest import chain_plan
 from tests.actuators.test_flagd import USERS, enabled
-from tests.helpers import plan_document
-from tests.workflow.helpers import WEIGHT_GATE, start
+from tests.workflow.helpers import start
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -23,25 +21,8 @@ SERVICES = ("payments", "checkout", "frontend")
 
 
 def flag_plan(path: Path, fail_on: str | None) -> RolloutPlan:
-    services: list[dict[str, Any]] = []
-    for index, name in enumerate(SERVICES):
-        service: dict[str, Any] = {
-            "name": name,
-            "actuator": {"type": "flagd", "path": str(path), "flag": f"{name}-new-pricing"},
-        }
-        if index:
-            service["depends_on"] = [SERVICES[index - 1]]
-        if name == fail_on:
-            service["gates"] = ["weight"]
-        services.append(service)
-    document = plan_document(
-        "unused",
-        services,
-        metadata={"name": "new-pricing"},
-        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": [], "propagation": "1s"},
-        gates={"weight": WEIGHT_GATE},
-    )
-    return parse_plan(yaml.safe_dump(document))
+    blocks = {name: {"type": "flagd", "path": str(path), "flag": f"{name}-new-pricing"} for name in SERVICES}
+    return chain_plan(blocks, fail_on, propagation="1s")
 
 
 async def test_a_failing_second_wave_restores_every_touched_flag_exactly(

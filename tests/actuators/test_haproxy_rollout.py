@@ -3,40 +3,24 @@ failing on the second wave puts every touched backend's weights back exactly."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import yaml
 from temporalio.client import Client
 
 from shiprail.actuators import for_config
 from shiprail.devstack.haproxy import HaproxyServer
-from shiprail.plan import parse_plan
+from shiprail.plan import RolloutPlan
 from shiprail.status import Phase, ServiceState
-from tests.actuators.conftest import SERVICES, haproxy_config
-from tests.helpers import plan_document
-from tests.workflow.helpers import WEIGHT_GATE, start
+from tests.actuators.conftest import SERVICES, chain_plan, haproxy_config
+from tests.workflow.helpers import start
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _plan(haproxy: HaproxyServer, fail_on: str | None, bake: str = "1s") -> Any:
-    services: list[dict[str, Any]] = []
-    for index, name in enumerate(SERVICES):
-        block = haproxy_config(haproxy, name).model_dump(exclude_none=True, mode="json")
-        service: dict[str, Any] = {"name": name, "actuator": block}
-        if index:
-            service["depends_on"] = [SERVICES[index - 1]]
-        if name == fail_on:
-            service["gates"] = ["weight"]
-        services.append(service)
-    document = plan_document(
-        "unused",
-        services,
-        defaults={"steps": [10, 50, 100], "bake": bake, "interval": "1s", "gates": []},
-        gates={"weight": WEIGHT_GATE},
-    )
-    return parse_plan(yaml.safe_dump(document))
+def _plan(haproxy: HaproxyServer, fail_on: str | None, bake: str = "1s") -> RolloutPlan:
+    blocks = {
+        name: haproxy_config(haproxy, name).model_dump(exclude_none=True, mode="json") for name in SERVICES
+    }
+    return chain_plan(blocks, fail_on, bake=bake)
 
 
 async def test_a_failing_second_wave_restores_every_touched_backend_exactly(
