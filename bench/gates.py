@@ -1,9 +1,12 @@
-"""Gate decision quality: `python -m bench.gates [--scenarios PATH] [--json OUT] [--repetitions N]`.
+"""Gate decision quality: `python -m bench.gates [--scenarios PATH | --random-cells N --seed S] [--json OUT]`.
 
 Replays each scenario's synthetic streams through every strategy (identical streams for all)
 and reports, per scenario and strategy: false-rollback rate with a 95 % Wilson interval on
-good releases; detection rate, median and p90 time to detect, and bad requests served
-before detection (blast radius) on bad ones.
+good releases; on bad ones, detection rate, median and p90 time to detect, bad requests
+served before detection (blast radius), rollbacks before the regression began (false
+rollbacks too), and the median time to detect as a multiple of the oracle's horizon (the
+information floor, `bench.oracle`). Then, over all cells: each strategy's worst good cell,
+its detection against the oracle, and how many cells it wins and loses against each other.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from bench._cli import output_file, positive
-from bench.strategies import STRATEGIES, Strategy
+from bench.cells import draw
+from bench.oracle import Oracle
+from bench.strategies import STRATEGIES, Shiprail, Strategy
 from bench.streams import TICK, CorpusError, Scenario, Stream, generate, load_corpus
 
 DEFAULT_CORPUS = Path(__file__).parent / "scenarios" / "default.yaml"
@@ -43,6 +48,13 @@ def _bad_served(s: Scenario, st: Stream, until: int) -> float:
     return float(column[0, st.regression_tick : until].sum())
 
 
+def shiprail_oracle() -> Oracle:
+    """The yardstick: level α = 0.01, and the tolerances a canary step asks for, 20 % more
+    errors and 10 % slower latency (in latency, the canary at 1.1·b against the baseline
+    at b). Fixed, so every run of every configuration is held against the same floor."""
+    return Oracle(alpha=0.01, error_tolerance=0.2, latency_tolerance=0.1)
+
+
 def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any]]:
     rng = np.random.default_rng(s.seed)
     histogram_rng = np.random.default_rng([s.seed, 1])
@@ -54,6 +66,8 @@ def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any
             tick = strategy.run(s, stream)
             decisions[strategy.name].append(tick)
             served[strategy.name].append(_bad_served(s, stream, tick if tick is not None else s.ticks))
+    oracle = shiprail_oracle().horizon(s)
+    begins = int(s.regression_start / TICK)
     report: dict[str, dict[str, Any]] = {}
     for name, ticks in decisions.items():
         fired = [t for t in ticks if t is not None]
@@ -62,13 +76,25 @@ def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any
             low, high = wilson(len(fired), len(ticks))
             row.update(false_rollback_rate=len(fired) / len(ticks), ci95=[low, high])
         else:
-            delays = [(t - int(s.regression_start / TICK)) * TICK / 60 for t in fired]
+            # A decision at or before the regression's start has seen nothing of it: that
+            # rollback would have happened to a good release too.
+            early = [t for t in fired if t <= begins]
+            caught = [t for t in fired if t > begins]
+            delays = [(t - begins) * TICK / 60 for t in caught]
+            # Misses and early rollbacks never detected the regression: the median over all
+            # runs counts them as later than any detection.
+            all_runs = sorted(delays) + [math.inf] * (len(ticks) - len(caught))
+            median_all = float(np.median(all_runs))
             row.update(
-                detection_rate=len(fired) / len(ticks),
+                detection_rate=len(caught) / len(ticks),
                 misses=len(ticks) - len(fired),
+                early_rollbacks=len(early),
                 ttd_median_min=float(np.median(delays)) if delays else None,
                 ttd_p90_min=float(np.percentile(delays, 90)) if delays else None,
+                ttd_median_all_min=median_all if math.isfinite(median_all) else None,
                 bad_served_median=float(np.median(served[name])),
+                oracle_horizon_min=oracle / 60 if oracle else None,
+                oracle_ratio=(median_all * 60 / oracle) if oracle and math.isfinite(median_all) else None,
             )
         report[name] = row
     return report
@@ -80,6 +106,162 @@ def _evaluate_cell(scenario: Scenario) -> dict[str, dict[str, Any]]:
 
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio_text(row: dict[str, Any]) -> str:
+    if row.get("oracle_horizon_min") is None:
+        return "–"
+    return "∞" if row["oracle_ratio"] is None else f"{row['oracle_ratio']:.2f}×"
+
+
+# The bad cells the detection targets are stated for: how large a regression must be
+# before "fast" is asked of a gate (smaller ones are reported, not judged).
+TARGET_GROUPS: dict[str, tuple[str, str, float]] = {
+    "errors ×2 and larger": ("error", "error_factor", 2.0),
+    "latency ×1.5 and larger": ("latency", "latency_factor", 1.5),
+}
+TARGET_RATIO = 2.0
+
+
+def _beats(a: dict[str, Any], b: dict[str, Any], kind: str) -> int:
+    """+1 when strategy row a does better than b on a cell, −1 when worse, 0 for a tie.
+    Good cells: fewer false rollbacks. Bad cells: the smaller median time to detect over
+    all runs (misses and early rollbacks counted as never)."""
+    if kind == "good":
+        x, y = a["false_rollback_rate"], b["false_rollback_rate"]
+        return (x < y) - (x > y)
+    x, y = a["ttd_median_all_min"], b["ttd_median_all_min"]
+    x, y = (math.inf if x is None else x), (math.inf if y is None else y)
+    return (x < y) - (x > y)
+
+
+def summarize(cells: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Over all cells: each strategy's worst good cell, its detection against the oracle on
+    the target groups, its early rollbacks, and its wins and losses against each other."""
+    good = [c for c in cells if c["scenario"]["kind"] == "good"]
+    bad = [c for c in cells if c["scenario"]["kind"] != "good"]
+    per: dict[str, Any] = {}
+    for name in names:
+        row: dict[str, Any] = {}
+        if good:
+            worst = max(
+                good, key=lambda c: (c["strategies"][name]["false_rollback_rate"], c["scenario"]["name"])
+            )
+            w = worst["strategies"][name]
+            runs = sum(c["strategies"][name]["runs"] for c in good)
+            fired = sum(c["strategies"][name]["rollbacks"] for c in good)
+            row["worst_good"] = {
+                "cell": worst["scenario"]["name"],
+                "false_rollback_rate": w["false_rollback_rate"],
+                "ci95": w["ci95"],
+                "runs": w["runs"],
+            }
+            row["good_overall"] = {
+                "runs": runs,
+                "false_rollback_rate": fired / runs,
+                "ci95": wilson(fired, runs),
+            }
+        if bad:
+            row["early_rollbacks"] = sum(c["strategies"][name]["early_rollbacks"] for c in bad)
+            row["bad_runs"] = sum(c["strategies"][name]["runs"] for c in bad)
+        groups = {}
+        for label, (kind, factor, least) in TARGET_GROUPS.items():
+            judged = [
+                c
+                for c in bad
+                if c["scenario"]["kind"] == kind
+                and c["scenario"][factor] >= least
+                and c["strategies"][name]["oracle_horizon_min"] is not None
+            ]
+            if not judged:
+                continue
+            ratios = [c["strategies"][name]["oracle_ratio"] for c in judged]
+            finite = [math.inf if r is None else r for r in ratios]
+            worst_cell = max(
+                judged,
+                key=lambda c: (
+                    math.inf
+                    if c["strategies"][name]["oracle_ratio"] is None
+                    else c["strategies"][name]["oracle_ratio"]
+                ),
+            )
+            groups[label] = {
+                "cells": len(judged),
+                "median_ratio": float(np.median(finite)),
+                "within_target": sum(r <= TARGET_RATIO for r in finite),
+                "worst_ratio": max(finite) if math.isfinite(max(finite)) else None,
+                "worst_cell": worst_cell["scenario"]["name"],
+                "detection_rate": float(np.mean([c["strategies"][name]["detection_rate"] for c in judged])),
+            }
+        row["oracle"] = groups
+        row["versus"] = {
+            other: {
+                "wins": sum(
+                    _beats(c["strategies"][name], c["strategies"][other], c["scenario"]["kind"]) > 0
+                    for c in cells
+                ),
+                "losses": sum(
+                    _beats(c["strategies"][name], c["strategies"][other], c["scenario"]["kind"]) < 0
+                    for c in cells
+                ),
+            }
+            for other in names
+            if other != name
+        }
+        per[name] = row
+    return per
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def summary_markdown(summary: dict[str, Any], names: list[str]) -> str:
+    lines = ["### Worst good cell: false-rollback rate (95 % CI)", ""]
+    lines += [
+        "| strategy | worst cell | rate (95 % CI) | all good runs (95 % CI) | early rollbacks on bad cells |"
+    ]
+    lines += ["|---|---|---:|---:|---:|"]
+    for name in names:
+        row = summary[name]
+        if "worst_good" not in row:
+            continue
+        w, o = row["worst_good"], row["good_overall"]
+        early = f"{row.get('early_rollbacks', 0)} of {row.get('bad_runs', 0)}"
+        lines.append(
+            f"| {name} | {w['cell']} | {_pct(w['false_rollback_rate'])} ({_pct(w['ci95'][0])}–{_pct(w['ci95'][1])})"
+            f" | {_pct(o['false_rollback_rate'])} ({_pct(o['ci95'][0])}–{_pct(o['ci95'][1])}) | {early} |"
+        )
+    for label in TARGET_GROUPS:
+        lines += ["", f"### {label}: median time to detect ÷ the oracle's horizon", ""]
+        lines += [
+            "| strategy | cells | median ratio | cells within 2× | worst (cell) | detected |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name in names:
+            g = summary[name]["oracle"].get(label)
+            if not g:
+                continue
+            worst = "∞" if g["worst_ratio"] is None else f"{g['worst_ratio']:.2f}×"
+            median = "∞" if not math.isfinite(g["median_ratio"]) else f"{g['median_ratio']:.2f}×"
+            lines.append(
+                f"| {name} | {g['cells']} | {median} | {g['within_target']} | {worst} ({g['worst_cell']})"
+                f" | {_pct(g['detection_rate'])} |"
+            )
+    lines += [
+        "",
+        "### Cells won–lost against each other (good cells: fewer false rollbacks; bad: sooner)",
+        "",
+    ]
+    lines += ["| strategy | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for name in names:
+        versus = summary[name]["versus"]
+        cells = [
+            ("–" if other == name else f"{versus[other]['wins']}–{versus[other]['losses']}")
+            for other in names
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -97,26 +279,43 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {cell['scenario']['name']} | {r[names[0]]['runs']} | " + " | ".join(row) + " |")
     lines += [
         "",
-        "### Bad releases: detected · median / p90 minutes to detect · bad requests served (median)",
+        "### Bad releases: detected · median / p90 minutes to detect · bad requests served (median)"
+        " · median ÷ oracle",
         "",
     ]
-    lines += ["| scenario | runs | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    lines += [
+        "| scenario | runs | oracle (min) | " + " | ".join(names) + " |",
+        "|---|---:|---:|" + "---:|" * len(names),
+    ]
     for cell in results["scenarios"]:
         if cell["scenario"]["kind"] == "good":
             continue
         r = cell["strategies"]
         row = [
             f"{100 * r[n]['detection_rate']:.1f}% · {_fmt(r[n]['ttd_median_min'])}/{_fmt(r[n]['ttd_p90_min'])}"
-            f" · {r[n]['bad_served_median']:.0f}"
+            f" · {r[n]['bad_served_median']:.0f} · {_ratio_text(r[n])}"
+            + (f" · {r[n]['early_rollbacks']} early" if r[n]["early_rollbacks"] else "")
             for n in names
         ]
-        lines.append(f"| {cell['scenario']['name']} | {r[names[0]]['runs']} | " + " | ".join(row) + " |")
+        oracle = _fmt(r[names[0]]["oracle_horizon_min"])
+        lines.append(
+            f"| {cell['scenario']['name']} | {r[names[0]]['runs']} | {oracle} | " + " | ".join(row) + " |"
+        )
+    summary = results.get("summary") or summarize(results["scenarios"], names)
+    lines += ["", summary_markdown(summary, names)]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.gates", description=__doc__)
-    parser.add_argument("--scenarios", type=Path, default=DEFAULT_CORPUS, help="a corpus YAML file")
+    parser.add_argument("--scenarios", type=Path, help=f"a corpus YAML file (default: {DEFAULT_CORPUS.name})")
+    parser.add_argument(
+        "--random-cells",
+        type=positive,
+        metavar="N",
+        help="draw N cells from wide ranges instead (bench/cells.py)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of --random-cells (default 1)")
     parser.add_argument("--json", type=output_file, help="write the full results here")
     parser.add_argument(
         "--repetitions", type=positive, help="override every scenario's repetitions (smoke runs)"
@@ -126,29 +325,51 @@ def main(argv: list[str] | None = None) -> None:
         "--jobs", type=positive, default=os.cpu_count() or 1, help="processes (default: every core)"
     )
     args = parser.parse_args(argv)
-    try:
-        corpus = load_corpus(args.scenarios)
-    except CorpusError as exc:
-        parser.exit(2, "".join(f"error: {issue}\n" for issue in exc.issues))
+    if args.random_cells and args.scenarios:
+        parser.exit(2, "error: --random-cells and --scenarios: give one of them\n")
+    if args.seed < 0:
+        parser.exit(2, f"error: --seed: must be 0 or more, not {args.seed}\n")
+    source = f"--random-cells {args.random_cells} --seed {args.seed}" if args.random_cells else ""
+    if args.random_cells:
+        corpus = draw(args.random_cells, args.seed)
+    else:
+        path = args.scenarios or DEFAULT_CORPUS
+        source = str(path)
+        try:
+            corpus = load_corpus(path)
+        except CorpusError as exc:
+            parser.exit(2, "".join(f"error: {issue}\n" for issue in exc.issues))
     if args.only:
         corpus = [s for s in corpus if args.only in s.name]
         if not corpus:
-            parser.exit(2, f"error: --only: no scenario of {args.scenarios} has {args.only!r} in its name\n")
+            parser.exit(2, f"error: --only: no scenario of {source} has {args.only!r} in its name\n")
     if args.repetitions:
         corpus = [replace(s, repetitions=args.repetitions) for s in corpus]
     started = time.monotonic()
     cells = []
+    total = sum(s.repetitions for s in corpus)
+    done = 0
     # Cells are independent (each has its own seed), so they run on every core.
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for scenario, report in zip(corpus, pool.map(_evaluate_cell, corpus), strict=True):
             cells.append({"scenario": asdict(scenario), "strategies": report})
+            done += scenario.repetitions
             print(
-                f"  {scenario.name}: {scenario.repetitions} runs, {time.monotonic() - started:.0f}s",
+                f"  {scenario.name}: {scenario.repetitions} runs ({done:,} of {total:,}),"
+                f" {time.monotonic() - started:.0f}s",
                 flush=True,
             )
-    results = {"corpus": str(args.scenarios), "seconds": time.monotonic() - started, "scenarios": cells}
+    names = [x.name for x in STRATEGIES]
+    results = {
+        "corpus": source,
+        "seconds": time.monotonic() - started,
+        "shiprail_gates": {k: v for k, v in Shiprail().raw.items()},
+        "oracle": asdict(shiprail_oracle()),
+        "scenarios": cells,
+        "summary": summarize(cells, names),
+    }
     print()
-    print(markdown(results))
+    print(summary_markdown(results["summary"], names) if args.random_cells else markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
         print(f"results written to {args.json}")

@@ -216,7 +216,8 @@ class Shiprail:
     def __init__(self, gates: dict[str, dict[str, object]] | None = None, name: str = "shiprail") -> None:
         adapter: TypeAdapter[Gate] = TypeAdapter(Gate)
         self.name = name
-        self.gates = {k: adapter.validate_python(v) for k, v in (gates or SHIPRAIL_GATES).items()}
+        self.raw = gates or SHIPRAIL_GATES
+        self.gates = {k: adapter.validate_python(v) for k, v in self.raw.items()}
 
     def _results(self, gate: Gate, queries: list[str], st: Stream, k: int) -> dict[str, QueryResult]:
         """What Prometheus would answer at tick k: each counter's increase since the warm-up,

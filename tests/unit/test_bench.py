@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.gates import DEFAULT_CORPUS, evaluate, markdown, wilson
+from bench.cells import draw
+from bench.gates import DEFAULT_CORPUS, evaluate, markdown, shiprail_oracle, wilson
 from bench.gates import main as gates_main
 from bench.orchestrator import main as orchestrator_main
 from bench.strategies import STRATEGIES, FlaggerStyle, Shiprail
@@ -97,6 +98,9 @@ def test_bad_input_exits_2_naming_it_before_any_work(
             f"error: {bad}:2: scenarios[0].rpm: Input should be greater than 0",
         ),
         (gates_main, ["--only", "no-such-cell"], "no scenario"),
+        (gates_main, ["--random-cells", "3", "--scenarios", str(bad)], "give one of them"),
+        (gates_main, ["--random-cells", "3", "--seed", "-1"], "--seed: must be 0 or more"),
+        (gates_main, ["--random-cells", "0"], "--random-cells: expected a whole number of at least 1"),
         (gates_main, ["--repetitions", "0"], "--repetitions: expected a whole number of at least 1"),
         (gates_main, ["--json", str(tmp_path / "missing" / "out.json")], "no folder"),
         (
@@ -166,3 +170,46 @@ def test_a_repeated_name_is_placed_at_its_own_entry_after_a_broken_one(tmp_path:
         (5, "scenarios[3].duration"),
     ]
     assert "greater than or equal to 10" in error.value.issues[-1].message
+
+
+def test_random_cells_are_reproducible_and_span_the_ranges() -> None:
+    cells = draw(60, seed=5)
+    assert [c.name for c in cells] == [c.name for c in draw(60, seed=5)]
+    assert [c.rpm for c in cells] != [c.rpm for c in draw(60, seed=6)]
+    assert {c.kind for c in cells} == {"good", "error", "latency"}
+    assert min(c.rpm for c in cells) < 100 and max(c.rpm for c in cells) > 10_000
+    assert all(0.01 <= c.canary_share <= 0.5 and 0 <= c.dispersion <= 1 and c.missing <= 0.4 for c in cells)
+    assert any(c.regression_start > 0 for c in cells if c.kind != "good")
+
+
+class _Trigger:
+    """Rolls back at the first tick, whatever it sees."""
+
+    name = "trigger"
+
+    def run(self, s: Scenario, st: object) -> int | None:
+        return 1
+
+
+def test_a_rollback_before_the_regression_began_is_a_false_rollback_not_a_detection() -> None:
+    late = Scenario(
+        name="late", kind="error", error_factor=5, regression_start=300.0, duration=600.0, repetitions=3
+    )
+    row = evaluate(late, [_Trigger()])["trigger"]  # type: ignore[list-item]
+    assert row["early_rollbacks"] == 3 and row["detection_rate"] == 0.0 and row["ttd_median_min"] is None
+
+
+def test_the_oracle_needs_less_time_with_more_traffic_and_never_decides_a_good_release() -> None:
+    oracle = shiprail_oracle()
+    times = [
+        oracle.horizon(Scenario(name="x", kind="error", error_factor=3, rpm=rpm, duration=3600.0))
+        for rpm in (10_000, 30_000, 100_000)
+    ]
+    assert all(t is not None for t in times) and times[0] > times[1] > times[2]  # type: ignore[operator]
+    assert oracle.horizon(Scenario(name="g", kind="good")) is None
+
+
+def test_a_random_cell_run_prints_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    gates_main(["--random-cells", "3", "--seed", "2", "--repetitions", "2", "--jobs", "1"])
+    out = capsys.readouterr().out
+    assert "Cells won–lost against each other" in out and "shiprail" in out

@@ -1,0 +1,154 @@
+"""The information floor: how soon a test that knew the truth in advance could decide.
+
+The oracle is a fixed-horizon one-sided z-test at the gates' level α with 99 % power. It
+knows the scenario's true effect size and noise (Poisson counts plus the per-arm
+over-dispersion the stream generator draws), so it needs no sequential correction and no
+estimate of anything: it waits for exactly the evidence that test needs and decides. It
+tests the same null the gates test (the tolerated degradation) on the same data they see
+(error counts; bucket counts of the latency histogram, the baseline at a bucket bound and
+the canary at that bound × (1 + δ)), and it ignores the canary's warm-up, as the gates'
+`initial_delay` does. No sequential test can beat it on average; the benchmark reports
+every strategy's median time to detect as a multiple of its horizon.
+
+Common-mode noise (both arms' rates or latencies moving together, and the shocks) cancels
+in a comparison at the same point, but not where the canary is read at (1 + δ)·b and the
+baseline at b, or its rate against (1 + δ)× the baseline's: the oracle counts what is left
+of it, to first order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from bench.streams import BUCKETS_MS, TICK, Scenario, _factor, _phi
+
+POWER = 0.99
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The tolerances and level of the gates it is the yardstick for."""
+
+    alpha: float
+    error_tolerance: float
+    latency_tolerance: float
+
+    def horizon(self, s: Scenario) -> float | None:
+        """Seconds from the regression's start to the oracle's decision, or None when the
+        step is too short for it to decide at all (or the release is good)."""
+        if s.kind == "good":
+            return None
+        n = s.ticks
+        t = np.arange(n) * TICK
+        swing = 0.5 * np.sin(2 * math.pi * t / s.duration) if s.diurnal else np.zeros(n)
+        traffic = s.rpm * TICK / 60.0 * (1.0 + swing)
+        requests = np.vstack([s.canary_share * traffic, (1 - s.canary_share) * traffic])
+        start = max(s.regression_start, s.warmup)
+        used = t >= start
+        margin = (self._error_margin if s.kind == "error" else self._latency_margin)(s, t, requests, used)
+        reached = np.flatnonzero(margin >= 0)
+        if not len(reached):
+            return None
+        # The tick whose data completes the evidence ends TICK seconds after it starts.
+        return float(t[reached[0]] + TICK - s.regression_start)
+
+    @property
+    def _z(self) -> tuple[float, float]:
+        return NormalDist().inv_cdf(1 - self.alpha), NormalDist().inv_cdf(POWER)
+
+    def _error_margin(self, s: Scenario, t: np.ndarray, requests: np.ndarray, used: np.ndarray) -> np.ndarray:
+        rate_b = np.full(len(t), s.base_error_rate)
+        rate_c = np.clip(s.base_error_rate * _factor(s, s.error_factor, t), 0.0, 1.0)
+        tolerated = 1 + self.error_tolerance
+        # The generator's per-arm gamma noise has cv = dispersion / 2.
+        noise = s.dispersion / 2
+        # A common multiplier g of both rates moves D by (rate_c − tolerated·rate_b)·Δg.
+        common = 3 * s.shock_probability * (s.shock_factor - 1) ** 2 + s.dispersion**2
+        return _margin(
+            requests,
+            Arm(rate_c, rate_c * noise, tolerated * rate_b, tolerated * rate_b * noise, rate_c),
+            Arm(rate_b, rate_b * noise, rate_b, rate_b * noise, rate_b),
+            tolerated,
+            used,
+            self._z,
+            common,
+        )
+
+    def _latency_margin(
+        self, s: Scenario, t: np.ndarray, requests: np.ndarray, used: np.ndarray
+    ) -> np.ndarray:
+        median_c = s.latency_median_ms * _factor(s, s.latency_factor, t)
+        best = np.full(len(t), -np.inf)
+        for bound in BUCKETS_MS:
+            z_b = np.full(len(t), (math.log(bound) - math.log(s.latency_median_ms)) / s.latency_sigma)
+            z_c = (np.log(bound * (1 + self.latency_tolerance)) - np.log(median_c)) / s.latency_sigma
+            share_b, wobble_b = 1.0 - _phi(z_b), _wobble(s, z_b)
+            # A common shift of both medians by Δ (in log) moves a share by pdf(z)/σ·Δ.
+            baseline = Arm(share_b, wobble_b, share_b, wobble_b, _pdf(z_b) / s.latency_sigma)
+            canary = Arm(1.0 - _phi(z_c), _wobble(s, z_c), share_b, wobble_b, _pdf(z_c) / s.latency_sigma)
+            common = (s.dispersion / 3) ** 2 + 3 * s.shock_probability * math.log(2) ** 2
+            best = np.maximum(best, _margin(requests, canary, baseline, 1.0, used, self._z, common))
+        return best
+
+
+@dataclass(frozen=True)
+class Arm:
+    """An arm's true share of bad requests per tick and its per-tick spread, as it is
+    and as the null hypothesis would have it."""
+
+    share: np.ndarray
+    spread: np.ndarray
+    null_share: np.ndarray
+    null_spread: np.ndarray
+    common: np.ndarray  # how far the share moves for a unit common-mode shift of both arms
+
+
+def _wobble(s: Scenario, z: np.ndarray) -> np.ndarray:
+    """An arm's median wobbles with cv = dispersion / 6 (see `streams._histogram`), which
+    moves its share slower than a bound z standard units away by pdf(z) · cv / σ."""
+    result: np.ndarray = _pdf(z) * (s.dispersion / 6) / s.latency_sigma
+    return result
+
+
+def _pdf(z: np.ndarray) -> np.ndarray:
+    result: np.ndarray = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    return result
+
+
+def _margin(
+    requests: np.ndarray,
+    canary: Arm,
+    baseline: Arm,
+    tolerated: float,
+    used: np.ndarray,
+    z: tuple[float, float],
+    common: float,
+) -> np.ndarray:
+    """E[D] − z_α·sd₀(D) − z_β·sd₁(D) at each horizon, for D = p̂_c − tolerated · p̂_b, where
+    p̂ is an arm's share of bad requests over the ticks used so far: the fixed-horizon test
+    has its power once this is ≥ 0. sd₀ is D's spread under the null, sd₁ under the truth."""
+    n_c, n_b = requests[0] * used, requests[1] * used
+    cn_c, cn_b = np.cumsum(n_c), np.cumsum(n_b)
+
+    def sd(
+        share_c: np.ndarray, spread_c: np.ndarray, share_b: np.ndarray, spread_b: np.ndarray
+    ) -> np.ndarray:
+        var_c = np.cumsum(n_c * share_c * (1 - share_c) + (n_c * spread_c) ** 2) / cn_c**2
+        var_b = np.cumsum(n_b * share_b * (1 - share_b) + (n_b * spread_b) ** 2) / cn_b**2
+        result: np.ndarray = np.sqrt(var_c + tolerated**2 * var_b + shared)
+        return result
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # What of a common-mode shift D keeps where the arms' sensitivities differ (both
+        # arms' traffic keeps the same split, so the canary's weights serve for both).
+        shared = np.cumsum((n_c * (canary.common - tolerated * baseline.common)) ** 2) / cn_c**2 * common
+        mean = np.cumsum(n_c * canary.share) / cn_c - tolerated * np.cumsum(n_b * baseline.share) / cn_b
+        sd0 = sd(canary.null_share, canary.null_spread, baseline.null_share, baseline.null_spread)
+        sd1 = sd(canary.share, canary.spread, baseline.share, baseline.spread)
+        margin = mean - z[0] * sd0 - z[1] * sd1
+    result: np.ndarray = np.where(np.isfinite(margin), margin, -np.inf)
+    return result
