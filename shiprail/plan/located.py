@@ -162,7 +162,10 @@ def load_located(text: str, source: str) -> tuple[Any, Lines]:
             SourceIssue(source, 0, "", f"the file is {size:,} bytes; at most {MAX_BYTES:,} are read")
         )
     # One parse: the data is constructed from the very nodes whose lines are kept.
-    loader = _UntrustedLoader(text)
+    try:
+        loader = _UntrustedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise YamlSyntaxError(_unreadable(source, text, exc)) from None
     try:
         root = loader.get_single_node()
         if root is not None and _expanded_size(root) > MAX_VALUES:
@@ -170,6 +173,8 @@ def load_located(text: str, source: str) -> tuple[Any, Lines]:
                 SourceIssue(source, 0, "", f"aliases expand this document past {MAX_VALUES:,} values")
             )
         raw = loader.construct_document(root) if root is not None else None
+    except yaml.reader.ReaderError as exc:
+        raise YamlSyntaxError(_unreadable(source, text, exc)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -185,3 +190,14 @@ def load_located(text: str, source: str) -> tuple[Any, Lines]:
     finally:
         loader.dispose()
     return raw, Lines(root)
+
+
+def _unreadable(source: str, text: str, exc: yaml.reader.ReaderError) -> SourceIssue:
+    """A character YAML may not hold (a control character, a lone surrogate), at its line."""
+    position = exc.position if isinstance(exc.position, int) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return SourceIssue(
+        source, line, "", f"YAML syntax error, column {column}: YAML cannot hold the character U+{code:04X}"
+    )
