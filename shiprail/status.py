@@ -68,6 +68,15 @@ class GateStatus(BaseModel):
     value: float | None = None
     threshold: str = ""
     reason: str = ""
+    # A sequential gate that has not rejected yet: passing, but not evidence of health.
+    pending: bool = False
+    p_value: float | None = None
+    requests: float | None = None
+
+    @property
+    def shown(self) -> str:
+        """The status a reader sees: "pending" rather than "pass" while a gate still weighs."""
+        return "pending" if self.pending and self.status == "pass" else self.status
 
 
 class ServiceStatus(BaseModel):
@@ -152,7 +161,7 @@ def render_details(status: RolloutStatus) -> str:
     ]
     for s in status.services:
         gates = "; ".join(
-            f"{g.name}: {g.status}" + (f" ({_md(g.reason)})" if g.reason else "") for g in s.gates
+            f"{g.name}: {g.shown}" + (f" ({_md(g.reason)})" if g.reason else "") for g in s.gates
         )
         step = f"{s.step}/{len(s.steps)}" if s.step else f"–/{len(s.steps)}"
         lines.append(

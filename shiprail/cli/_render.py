@@ -22,15 +22,22 @@ _PHASE_STYLE = {
 }
 
 
-_GATE_MARK = {"pass": ("✓", "green"), "fail": ("✗", "red")}
+_GATE_MARK = {"pass": ("✓", "green"), "fail": ("✗", "red"), "pending": ("…", "cyan")}
 
 
 def _gate_line(gate: GateStatus) -> Text:
-    """One line per gate: a pass shows its measurement, anything else its reason."""
-    mark, colour = _GATE_MARK.get(gate.status, ("?", "yellow"))
+    """One line per gate: a pass shows its measurement, anything else its reason.
+
+    A sequential gate that has not rejected is "pending", never ✓: a reader takes ✓ for
+    healthy, and a canary failing 12 % of its requests is not healthy just because the
+    test has not yet seen enough of them.
+    """
+    mark, colour = _GATE_MARK.get(gate.shown, ("?", "yellow"))
     line = Text(f"{mark} ", style=colour)
     line.append(gate.name, style="bold")
-    if gate.status == "pass":
+    if gate.shown == "pending":
+        line.append(f" pending, no evidence of harm yet: {gate.reason}", style=colour)
+    elif gate.status == "pass":
         value = f" {gate.value:.3g}" if gate.value is not None else ""
         line.append(f"{value} {gate.threshold}".rstrip())
     else:

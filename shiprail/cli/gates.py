@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 
 _MARK = {"pass": "[green]✓ pass[/]", "fail": "[red]✗ fail[/]", "inconclusive": "[yellow]? inconclusive[/]"}
+_PENDING = "[cyan]… pending[/]"
 
 
 def prometheus_source(plan: RolloutPlan, url: str | None) -> PrometheusSource:
@@ -126,7 +127,12 @@ def print_rows(rows: list[DryRunRow], at: datetime) -> None:
         v = row.verdict
         value = "–" if v.value is None else f"{v.value:.4g}"
         table.add_row(
-            v.gate, row.service, value, escape(v.threshold), _MARK[v.status.value], escape(v.reason)
+            v.gate,
+            row.service,
+            value,
+            escape(v.threshold),
+            _PENDING if v.pending and v.status.value == "pass" else _MARK[v.status.value],
+            escape(v.reason),
         )
     out.print(table if rows else "no gates to evaluate")
 

@@ -38,6 +38,9 @@ class GateVerdict(BaseModel):
     reason: str = ""
     evidence: dict[str, float | int | str | None] = {}
     no_data: bool = False
+    # A sequential gate that has not rejected has not accepted either: it passes so the
+    # step can end when the bake does, but says it is still weighing evidence.
+    pending: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ At 100 % there is no baseline traffic: the gate does not apply and says so.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -39,13 +40,8 @@ from shiprail.gates.base import (
     prom_range,
     too_few,
 )
-from shiprail.gates.stats import (
-    e_value,
-    hodges_lehmann,
-    mann_whitney_greater,
-    spent_alpha,
-    tolerated_share,
-)
+from shiprail.gates.sequential import Key, Reading, weigh
+from shiprail.gates.stats import hodges_lehmann, interpolate_survival, mann_whitney_greater, spent_alpha
 from shiprail.plan.models import CompareGate
 from shiprail.plan.templates import render, substitute
 
@@ -108,14 +104,21 @@ def judge(
         if result.error:
             return no_data(name, f"query failed: {result.error}")
     if gate.histogram is not None:
-        return _judge_histogram(gate, name, results, memory)
+        return _judge_histogram(gate, name, ctx, results, memory)
     if gate.total is not None:
-        return _judge_counts(gate, name, results, memory)
+        return _judge_counts(gate, name, ctx, results, memory)
     return _judge_samples(gate, name, ctx, results, memory)
 
 
+def _planned_looks(gate: CompareGate, ctx: GateContext) -> int:
+    """How many looks the bake will take: the restarts' weights are spread over them."""
+    every = (gate.interval or ctx.interval).total_seconds()
+    judged = (ctx.bake - gate.initial_delay).total_seconds()
+    return max(1, math.ceil(judged / every)) if every > 0 else 1
+
+
 def _judge_counts(
-    gate: CompareGate, name: str, results: dict[str, QueryResult], memory: dict[str, Any]
+    gate: CompareGate, name: str, ctx: GateContext, results: dict[str, QueryResult], memory: dict[str, Any]
 ) -> GateVerdict:
     alpha = 1 - gate.confidence
     # `good` gates count what misses a bucket bound: slow requests, not errors.
@@ -128,11 +131,16 @@ def _judge_counts(
     c_bad, b_bad = _bad(values, "canary", c_total), _bad(values, "baseline", b_total)
     if c_total < gate.min_samples:
         return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
-    rho = c_total / (c_total + b_total)
-    null_share = tolerated_share(rho, gate.max_increase)
-    e_now = _worse_e_value(c_bad, b_bad, null_share, gate.prior_strength)
-    p = _running_p(memory, e_now)
-    worse = e_now > 0
+    reading = Reading([c_bad, c_total], [b_bad, b_total], {"bad": Key(((0, 1.0),), 0)})
+    weighing = weigh(
+        memory,
+        reading,
+        max_increase=gate.max_increase,
+        prior_strength=gate.prior_strength,
+        planned_looks=_planned_looks(gate, ctx),
+        alpha=alpha,
+    )
+    p = weighing.p_value
     c_rate, b_rate = c_bad / c_total, b_bad / b_total
     ratio = c_rate / b_rate if b_rate > 0 else (float("inf") if c_rate > 0 else 1.0)
     evidence = {
@@ -141,10 +149,11 @@ def _judge_counts(
         "baseline_errors": b_bad,
         "baseline_requests": b_total,
         "p_value": p,
+        "dispersion": weighing.dispersion["bad"],
     }
     ratio_text = f"{ratio:.1f}× baseline" if b_rate > 0 else f"{fmt_ratio(c_rate)} vs baseline 0%"
     p_text, requests = _p_text(p), _requests(c_total, b_total)
-    if worse and p <= alpha:
+    if weighing.strongest is not None and p <= alpha:
         reason = f"canary {rate} {ratio_text}, {p_text} after {requests}"
         return GateVerdict(
             gate=name,
@@ -162,46 +171,86 @@ def _judge_counts(
         threshold=bound,
         reason=reason,
         evidence=evidence,
+        pending=True,
     )
 
 
+def _histogram_keys(
+    bounds: list[str], canary: dict[str, float], c_total: float, max_increase: float
+) -> tuple[dict[str, Key], dict[str, float]]:
+    """One key per bound b: the canary's requests slower than (1 + δ)·b, read between the
+    bounds around it, against the baseline's slower than b. The interpolation weights come
+    from the canary's whole window and are applied to raw counts, so the window, each
+    interval and each restart are read the same way. Bounds whose (1 + δ)·b lies beyond the
+    last finite bound cannot be read and are not tested."""
+    les = [float(le) for le in bounds]
+    survival = [max(c_total - canary[le], 0.0) / c_total for le in bounds]
+    keys: dict[str, Key] = {}
+    slower_at: dict[str, float] = {}
+    for j, le in enumerate(bounds):
+        x = les[j] * (1 + max_increase)
+        above = next((i for i in range(j, len(les)) if les[i] >= x), None)
+        if above is None:
+            continue
+        if above == j or x <= les[above - 1]:
+            keys[le] = Key(((above, 1.0),), j)
+            slower_at[le] = survival[above]
+            continue
+        low = above - 1
+        s_x = interpolate_survival(les[low], les[above], survival[low], survival[above], x)
+        spread = survival[low] - survival[above]
+        w = (s_x - survival[above]) / spread if spread > 0 else 0.0
+        keys[le] = Key(((low, w), (above, 1.0 - w)), j)
+        slower_at[le] = s_x
+    return keys, slower_at
+
+
 def _judge_histogram(
-    gate: CompareGate, name: str, results: dict[str, QueryResult], memory: dict[str, Any]
+    gate: CompareGate, name: str, ctx: GateContext, results: dict[str, QueryResult], memory: dict[str, Any]
 ) -> GateVerdict:
     alpha = 1 - gate.confidence
     canary, baseline = results["canary"].by_label, results["baseline"].by_label
     bounds = sorted((le for le in canary.keys() & baseline.keys() if le != _INF), key=float)
-    bound = (
-        f"canary's share slower than any bucket bound ≤ {1 + gate.max_increase:g}× baseline's (α={alpha:g})"
-    )
+    slower = f"{1 + gate.max_increase:g}× slower" if gate.max_increase else "slower"
+    bound = f"canary's share {slower} than any bucket bound ≤ baseline's share slower than it (α={alpha:g})"
     c_total, b_total = canary.get(_INF, 0.0), baseline.get(_INF, 0.0)
     if not bounds or not c_total or not b_total:
         return no_data(name, "no histogram traffic on the canary or the baseline", bound)
     if c_total < gate.min_samples:
         return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
-    null_share = tolerated_share(c_total / (c_total + b_total), gate.max_increase)
-    slower = {
-        le: (max(round(c_total - canary[le]), 0), max(round(b_total - baseline[le]), 0)) for le in bounds
-    }
-    e_values = {le: _worse_e_value(c, b, null_share, gate.prior_strength) for le, (c, b) in slower.items()}
-    p = _running_p(memory, sum(e_values.values()) / len(bounds))
-    requests = _requests(c_total, b_total)
-    le = max(bounds, key=lambda b: e_values[b])
-    if e_values[le] == 0:
+    keys, slower_at = _histogram_keys(bounds, canary, c_total, gate.max_increase)
+    # Raw numbers: requests slower than each bound, then the arm's traffic.
+    reading = Reading(
+        [max(c_total - canary[le], 0.0) for le in bounds] + [c_total],
+        [max(b_total - baseline[le], 0.0) for le in bounds] + [b_total],
+        keys,
+    )
+    weighing = weigh(
+        memory,
+        reading,
+        max_increase=0.0,
+        prior_strength=gate.prior_strength,
+        planned_looks=_planned_looks(gate, ctx),
+        alpha=alpha,
+    )
+    p, requests = weighing.p_value, _requests(c_total, b_total)
+    le = weighing.strongest
+    if le is None:
         return GateVerdict(
             gate=name,
             status=Verdict.PASS,
             value=1.0,
             threshold=bound,
-            reason=f"canary no slower than baseline at any of {len(bounds)} bucket bounds after {requests}",
+            reason=f"canary no slower than baseline at any of {len(keys)} bucket bounds after {requests}",
             evidence={
                 "canary_requests": c_total,
                 "baseline_requests": b_total,
-                "bounds": len(bounds),
+                "bounds": len(keys),
                 "p_value": p,
             },
+            pending=True,
         )
-    c_share, b_share = slower[le][0] / c_total, slower[le][1] / b_total
+    c_share, b_share = slower_at[le], max(b_total - baseline[le], 0.0) / b_total
     ratio = c_share / b_share if b_share > 0 else float("inf")
     evidence = {
         "le": le,
@@ -209,19 +258,29 @@ def _judge_histogram(
         "baseline_share": b_share,
         "canary_requests": c_total,
         "baseline_requests": b_total,
-        "bounds": len(bounds),
+        "bounds": len(keys),
         "p_value": p,
+        "dispersion": weighing.dispersion[le],
     }
-    shares = f"{fmt_ratio(c_share)} of canary requests slower than le={le} vs baseline {fmt_ratio(b_share)}"
+    x = float(le) * (1 + gate.max_increase)
+    shares = (
+        f"{fmt_ratio(c_share)} of canary requests slower than {_ms(x)}"
+        f" vs baseline {fmt_ratio(b_share)} slower than {_ms(float(le))}"
+    )
     failed = p <= alpha
     return GateVerdict(
         gate=name,
         status=Verdict.FAIL if failed else Verdict.PASS,
         value=ratio if b_share > 0 else None,
         threshold=bound,
-        reason=f"{shares}, {_p_text(p)} over {len(bounds)} bounds after {requests}",
+        reason=f"{shares}, {_p_text(p)} over {len(keys)} bounds after {requests}",
         evidence=evidence,
+        pending=not failed,
     )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
 def _p_text(p: float) -> str:
@@ -230,24 +289,6 @@ def _p_text(p: float) -> str:
 
 def _requests(c_total: float, b_total: float) -> str:
     return f"{c_total + b_total:,.0f} requests"
-
-
-def _worse_e_value(c_bad: int, b_bad: int, null_share: float, prior: float) -> float:
-    """The e-value of this look if the canary has more than its tolerated share of bad
-    requests now, else 0.
-
-    Even one-sided, the Bayes factor can stay above 1/α for a while after the canary's
-    share has fallen back under the line; a look where it is not worse never fails the gate.
-    Zero is below any e-value, so dropping those looks keeps the test valid.
-    """
-    worse = c_bad + b_bad > 0 and c_bad / (c_bad + b_bad) > null_share
-    return e_value(b_bad, c_bad, null_share, prior) if worse else 0.0
-
-
-def _running_p(memory: dict[str, Any], e_now: float) -> float:
-    """1 / the largest e-value seen at any look of this bake, kept in the gate's memory."""
-    memory["e_max"] = max(float(memory.get("e_max", 0.0)), e_now)
-    return min(1.0, 1.0 / memory["e_max"]) if memory["e_max"] > 0 else 1.0
 
 
 def _bad(values: dict[str, float | None], arm: str, total: float) -> int:

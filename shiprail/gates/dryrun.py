@@ -1,17 +1,22 @@
-"""Every gate of a plan evaluated once against live Prometheus: `gates eval`, `plan check --prometheus`.
+"""Every gate of a plan evaluated against live Prometheus: `gates eval`, `plan check --prometheus`.
 
 The same `queries` and `judge` the bake activity calls, with a fresh memory: what a step
-that began `since` ago would see now. Query errors stay visible per gate, so a typo in
-PromQL is reported with Prometheus's own message before any rollout depends on it.
+that began `since` ago would see now. A sequential `compare` gate learns its noise from the
+intervals between its looks, so it is replayed look by look at its interval (at most
+`MAX_LOOKS`, spread evenly when the window holds more), as the bake would have seen it; one
+look at the whole window could never reject. Query errors stay visible per gate, so a typo
+in PromQL is reported with Prometheus's own message before any rollout depends on it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from shiprail.gates import GateContext, GateVerdict, PrometheusSource, gate_queries, judge
-from shiprail.plan.models import RolloutPlan
+from shiprail.gates import GateContext, GateVerdict, PrometheusSource, QueryResult, gate_queries, judge
+from shiprail.gates.base import Verdict
+from shiprail.plan.models import CompareGate, Gate, RolloutPlan
 from shiprail.plan.resolve import ServiceSettings, resolve_services
 
 
@@ -33,6 +38,7 @@ class DryRunRow:
             "value": self.verdict.value,
             "bound": self.verdict.threshold,
             "verdict": self.verdict.status.value,
+            "pending": self.verdict.pending,
             "reason": self.verdict.reason,
             "query_errors": self.query_errors,
         }
@@ -71,7 +77,40 @@ def evaluate_plan(
         )
         for name in s.gates:
             gate = plan.spec.gates[name]
-            results = source.fetch(gate_queries(gate, ctx), at)
+            verdict, results = _replay(name, gate, ctx, source)
             errors = {q: r.error for q, r in results.items() if r.error}
-            rows.append(DryRunRow(s.name, judge(name, gate, ctx, results, {}), errors))
+            rows.append(DryRunRow(s.name, verdict, errors))
     return rows
+
+
+MAX_LOOKS = 60
+
+
+def _looks(gate: Gate, ctx: GateContext) -> list[datetime]:
+    """When the bake would have looked, oldest first, ending at `ctx.now`."""
+    if not isinstance(gate, CompareGate) or gate.query is not None:
+        return [ctx.now]
+    every = gate.interval or ctx.interval
+    first = ctx.step_start + gate.initial_delay + every
+    if every <= timedelta(0) or first >= ctx.now:
+        return [ctx.now]
+    count = int((ctx.now - first) / every) + 1
+    stride = max(1, -(-count // MAX_LOOKS))
+    times = [first + every * i for i in range(0, count, stride)]
+    return [t for t in times if t < ctx.now] + [ctx.now]
+
+
+def _replay(
+    name: str, gate: Gate, ctx: GateContext, source: PrometheusSource
+) -> tuple[GateVerdict, dict[str, QueryResult]]:
+    memory: dict[str, Any] = {}
+    times = _looks(gate, ctx)
+    spacing = (times[1] - times[0]) if len(times) > 1 else ctx.interval
+    verdict, results = GateVerdict(gate=name, status=Verdict.INCONCLUSIVE), {}
+    for t in times:
+        look = replace(ctx, now=t, interval=spacing) if len(times) > 1 else ctx
+        results = source.fetch(gate_queries(gate, look), t)
+        verdict = judge(name, gate, look, results, memory)
+        if verdict.status is Verdict.FAIL or any(r.error for r in results.values()):
+            break
+    return verdict, results

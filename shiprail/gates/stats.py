@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Any
 
 
 def tolerated_share(rho: float, max_increase: float) -> float:
@@ -104,3 +105,137 @@ def spent_alpha(alpha: float, look: int, planned_looks: int) -> float:
     if look > planned:
         return 0.0
     return alpha * ((look / planned) ** 2 - ((look - 1) / planned) ** 2)
+
+
+def log_e_values(n_baseline: Any, n_canary: Any, rho: Any, prior_strength: float) -> Any:
+    """`one_sided_log_bayes_factor` over arrays, for counts that need not be whole.
+
+    Counts divided by a dispersion factor are fractional (quasi-likelihood); the Beta
+    integrals take them as they are. Returns −inf where the canary is clearly better.
+    """
+    import numpy as np
+    from scipy.special import betaincc, gammaln
+
+    b, c = np.asarray(n_baseline, dtype=float), np.asarray(n_canary, dtype=float)
+    share = np.broadcast_to(np.asarray(rho, dtype=float), np.broadcast_shapes(b.shape, c.shape))
+    a_c, a_b = prior_strength * share, prior_strength * (1 - share)
+    full = (
+        gammaln(prior_strength)
+        - gammaln(prior_strength + b + c)
+        + gammaln(a_b + b)
+        - gammaln(a_b)
+        + gammaln(a_c + c)
+        - gammaln(a_c)
+        - b * np.log1p(-share)
+        - c * np.log(share)
+    )
+    with np.errstate(divide="ignore"):
+        posterior = np.log(betaincc(a_c + c, a_b + b, share))
+    result = full + posterior - np.log(betaincc(a_c, a_b, share))
+    return np.where(b + c > 0, result, 0.0)
+
+
+# ---- over-dispersion ----------------------------------------------------------------------
+#
+# Requests are not independent draws: the canary's pods and the baseline's differ a little
+# from minute to minute, so each arm's share of the bad requests varies between intervals
+# more than a binomial would. Under a beta-binomial with intra-interval correlation ρ
+# (Williams 1982), n bad requests carry the information of n / (1 + (n − 1)ρ) independent
+# ones, and dividing the counts by φ = Σ n(1 + (n − 1)ρ) / Σ n is the quasi-likelihood
+# correction (Wedderburn 1974; McCullagh & Nelder 1989, §4.5). ρ is estimated from the
+# successive differences of the per-interval shares (von Neumann's MSSD), so a level that
+# moves because a regression began is not taken for noise; a second lag sees a wobble that
+# lasts several intervals.
+
+LAGS = (1,)
+# How much each arm's rate may plausibly wobble between intervals on its own: the variance
+# of its logarithm, here that of a gamma with a coefficient of variation of 1 (π²/6), i.e.
+# either arm's rate halving or doubling from one interval to the next is ordinary. With
+# the share p of bad requests in the canary, that bounds ρ at 2·v·p(1 − p).
+MAX_LOG_WOBBLE = math.pi**2 / 6
+
+
+def observe_interval(state: dict[str, Any], canary: float, baseline: float) -> None:
+    """Fold one interval's bad requests of each arm into the JSON-able `state`."""
+    n = canary + baseline
+    if n <= 0:
+        return
+    state["sk"] = state.get("sk", 0.0) + n
+    state["skk"] = state.get("skk", 0.0) + n * n
+    state["sc"] = state.get("sc", 0.0) + canary
+    recent: list[list[float]] = state.setdefault("recent", [])
+    share = canary / n
+    for lag in LAGS:
+        if len(recent) >= lag:
+            before_share, before_n = recent[-lag]
+            sums = state.setdefault(f"lag{lag}", [0.0, 0.0, 0])
+            sums[0] += (share - before_share) ** 2
+            sums[1] += 1 / n + 1 / before_n
+            sums[2] += 1
+    recent.append([share, n])
+    del recent[: -max(LAGS)]
+
+
+def dispersion(state: dict[str, Any], assurance: float) -> float:
+    """φ ≥ 1 to divide the counts by, for a test at level `alpha`.
+
+    E[(sᵢ − sⱼ)²] = p(1 − p)((1 − ρ)(1/nᵢ + 1/nⱼ) + 2ρ) gives ρ̂ from the m squared
+    differences. A variance that is estimated rather than known turns a z-test into a
+    t-test; the excess over Poisson is inflated by (t_ν / z)² at 1 − α, with ν = 2m/3
+    degrees of freedom (the MSSD's variance is 3/2 that of a sample variance), so the
+    test asks what a t-test would. The Poisson part is exact and is not inflated. Until
+    there are differences ρ may be anything up to 1, which counts each interval as one
+    observation: φ = Σ n² / Σ n, the cap whatever ρ̂ is. With at most one bad request an
+    interval, φ = 1, as Poisson counts are exact there.
+    """
+    from scipy.special import chdtri
+
+    total, squares = state.get("sk", 0.0), state.get("skk", 0.0)
+    if total <= 0:
+        return 1.0
+    ceiling = float(squares / total)
+    if ceiling <= 1.0:
+        return 1.0
+    # All bad requests in one arm so far says nothing about how the share varies.
+    p = min(max(state.get("sc", 0.0) / total, 0.5 / total), 1 - 0.5 / total)
+    plausible = min(1.0, 2 * MAX_LOG_WOBBLE * p * (1 - p))
+    rho: float | None = None
+    for lag in LAGS:
+        squared, spread, m = state.get(f"lag{lag}", [0.0, 0.0, 0])
+        # A longer lag speaks once it has as many differences as its span; before that
+        # its few degrees of freedom would say nothing but "anything is possible".
+        if not m or (lag > 1 and m < lag):
+            continue
+        identified = 2 * m - spread
+        if identified <= 1e-9:
+            continue
+        freedom = 2 * m / 3
+        observed = squared / (p * (1 - p))
+        upper = observed * freedom / float(chdtri(freedom, assurance))
+        point = (observed - spread) / identified
+        # The bound is held to what pods plausibly do unless the data itself says more.
+        found = min((upper - spread) / identified, max(plausible, point))
+        rho = found if rho is None else max(rho, found)
+    rho = plausible if rho is None else min(max(rho, 0.0), 1.0)
+    return 1.0 + rho * (ceiling - 1.0)
+
+
+# ---- reading a histogram between its bounds ------------------------------------------------
+
+
+def interpolate_survival(low: float, high: float, s_low: float, s_high: float, x: float) -> float:
+    """The share slower than x, between bounds `low` < x ≤ `high` where it is `s_low`, `s_high`.
+
+    Probit-linear in log latency, exact for a lognormal and close for any smooth unimodal
+    distribution; straight lines between bounds overstate a tail's share (the survival is
+    convex there) and would make a harmless canary look slower. At a share of 0 or 1 the
+    probit is infinite, and the higher bound's share is taken: never more than is there.
+    """
+    if x >= high or s_low <= s_high:
+        return s_high
+    if s_low >= 1.0 or s_high <= 0.0:
+        return s_high
+    z = NormalDist()
+    t = (math.log(x) - math.log(low)) / (math.log(high) - math.log(low))
+    z_low, z_high = z.inv_cdf(1 - s_low), z.inv_cdf(1 - s_high)
+    return 1 - z.cdf(z_low + t * (z_high - z_low))

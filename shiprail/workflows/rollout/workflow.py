@@ -470,6 +470,9 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
                 value=g.verdict.value,
                 threshold=g.verdict.threshold,
                 reason=g.verdict.reason,
+                pending=g.verdict.pending and not g.failed,
+                p_value=_number(g.verdict.evidence.get("p_value")),
+                requests=_requests_seen(g.verdict.evidence),
             )
             for g in result.gates
         ]
@@ -482,6 +485,16 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
                 data=g.verdict.model_dump(mode="json"),
             )
         self._refresh()
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _requests_seen(evidence: dict[str, float | int | str | None]) -> float | None:
+    """Requests of both arms the gate has weighed, when it says."""
+    arms = [_number(evidence.get(f"{arm}_requests")) for arm in ("canary", "baseline")]
+    return sum(a for a in arms if a is not None) if any(a is not None for a in arms) else None
 
 
 def start_search_attributes(plan: RolloutPlan, *, train: str | None = None) -> TypedSearchAttributes:

@@ -1,0 +1,147 @@
+"""The sequential test behind `compare`'s counts and histogram forms. Pure: numbers in, numbers out.
+
+At every look the gate reads each arm's counts since the step's evidence began, as raw
+cumulative vectors (Prometheus' `increase` over a growing window). A `Reading` also says
+how each tested quantity (a key: "errors", or one histogram bound) is made of those raw
+numbers, so the same map reads the whole window, one interval, or the counts since any
+earlier look, consistently.
+
+Three things make the test keep its promise on real traffic:
+
+* **over-dispersion**: each key's counts are divided by a dispersion factor measured from
+  the intervals seen so far (`stats.dispersion`), so a busy service's ordinary pod-to-pod
+  wobble is not taken for a regression;
+* **restarts**: a regression that begins late is diluted by the good minutes before it in a
+  test that began with the step. A fresh test starts at every look and the gate mixes them
+  with fixed weights, half on the test from the start and half spread over the planned
+  looks. Each test is an e-process from where it starts, so the mixture is one too and
+  Ville's bound still holds (e-detectors, Shin, Ramdas & Rinaldo 2023). Older restarts are
+  thinned dyadically, so memory grows with the logarithm of the looks;
+* **running maximum**: the p-value is 1 / the largest mixture seen at any look.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from shiprail.gates.stats import dispersion, log_e_values, observe_interval, tolerated_share
+
+DISPERSION_ASSURANCE = 0.9
+START_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Key:
+    """One tested quantity: the canary's count is Σ weight · canary[index], the baseline's
+    is baseline[index]."""
+
+    canary: tuple[tuple[int, float], ...]
+    baseline: int
+
+    def counts(self, canary: list[float], baseline: list[float]) -> tuple[float, float]:
+        c = sum(w * canary[i] for i, w in self.canary)
+        return max(c, 0.0), max(baseline[self.baseline], 0.0)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Raw cumulative numbers of each arm at this look; the last of each is its traffic."""
+
+    canary: list[float]
+    baseline: list[float]
+    keys: dict[str, Key]
+
+
+@dataclass(frozen=True)
+class Weighing:
+    e_value: float  # the mixture at this look
+    p_value: float  # 1 / its running maximum
+    strongest: str | None  # the key with the most evidence now, None if none is worse
+    dispersion: dict[str, float]
+
+
+def _minus(a: list[float], b: list[float]) -> list[float]:
+    return [max(x - y, 0.0) for x, y in zip(a, b, strict=True)]
+
+
+def _kept(mark: int, look: int) -> bool:
+    """Dyadic thinning: a restart made `age` looks ago survives if its look is a multiple of
+    2^(⌊log₂ age⌋ − 1), so about two per power of two remain, and once dropped it never
+    comes back (the modulus only grows)."""
+    age = look - mark
+    if age < 4:
+        return True
+    return mark % (1 << (int(math.log2(age)) - 1)) == 0
+
+
+def weigh(
+    memory: dict[str, Any],
+    reading: Reading,
+    *,
+    max_increase: float,
+    prior_strength: float,
+    planned_looks: int,
+    alpha: float,
+) -> Weighing:
+    """One look: fold the interval since the last look into the dispersion estimates, weigh
+    the evidence of every retained test, and keep what the next look needs in `memory`."""
+    import numpy as np
+
+    look = int(memory.get("looks", 0)) + 1
+    memory["looks"] = look
+    width = len(reading.canary)
+    last = memory.get("last") or [[0.0] * width, [0.0] * len(reading.baseline)]
+    if len(last[0]) != width or len(last[1]) != len(reading.baseline):
+        # The histogram gained or lost a bucket (a relabel): start the evidence afresh.
+        memory.clear()
+        memory["looks"] = look
+        last = [[0.0] * width, [0.0] * len(reading.baseline)]
+    step_c, step_b = _minus(reading.canary, last[0]), _minus(reading.baseline, last[1])
+    states: dict[str, Any] = memory.setdefault("dispersion", {})
+    phis: dict[str, float] = {}
+    for name, key in reading.keys.items():
+        state = states.setdefault(name, {})
+        observe_interval(state, *key.counts(step_c, step_b))
+        phis[name] = dispersion(state, DISPERSION_ASSURANCE)
+    memory["last"] = [list(reading.canary), list(reading.baseline)]
+
+    marks: list[list[Any]] = memory.setdefault("marks", [])
+    origins = [(0, [0.0] * width, [0.0] * len(reading.baseline), START_WEIGHT)]
+    planned = max(planned_looks, 1)
+    origins += [(m, c, b, (1 - START_WEIGHT) / planned) for m, c, b in marks]
+    names = list(reading.keys)
+    if not names:
+        return Weighing(0.0, _running_p(memory, 0.0), None, phis)
+    canary_counts = np.zeros((len(origins), len(names)))
+    baseline_counts = np.zeros_like(canary_counts)
+    shares = np.zeros(len(origins))
+    for row, (_mark, c0, b0, _w) in enumerate(origins):
+        since_c, since_b = _minus(reading.canary, c0), _minus(reading.baseline, b0)
+        traffic = since_c[-1] + since_b[-1]
+        shares[row] = tolerated_share(since_c[-1] / traffic, max_increase) if traffic > 0 else 0.5
+        for col, name in enumerate(names):
+            canary_counts[row, col], baseline_counts[row, col] = reading.keys[name].counts(since_c, since_b)
+    phi = np.array([phis[n] for n in names])
+    c, b = canary_counts / phi, baseline_counts / phi
+    share = shares[:, None]
+    worse = (c + b > 0) & (c > share * (c + b))
+    log_e = log_e_values(b, c, np.clip(share, 1e-12, 1 - 1e-12), prior_strength)
+    # A look where the canary is not worse never counts against it: dropping it (e = 0)
+    # keeps each test below its own e-process, so the bound still holds.
+    e = np.where(worse, np.exp(np.minimum(log_e, 700.0)), 0.0)
+    weights = np.array([w for *_, w in origins])
+    mixture = float(weights @ e.mean(axis=1))
+    evidence = weights @ e
+    strongest = names[int(np.argmax(evidence))] if float(evidence.max()) > 0 else None
+
+    if look <= planned:
+        marks.append([look, list(reading.canary), list(reading.baseline)])
+    memory["marks"] = [m for m in marks if _kept(int(m[0]), look)]
+    return Weighing(mixture, _running_p(memory, mixture), strongest, phis)
+
+
+def _running_p(memory: dict[str, Any], e_now: float) -> float:
+    memory["e_max"] = max(float(memory.get("e_max", 0.0)), e_now)
+    return min(1.0, 1.0 / memory["e_max"]) if memory["e_max"] > 0 else 1.0
