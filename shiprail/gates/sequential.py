@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shiprail.gates.stats import dispersion, log_e_values, observe_interval, tolerated_share
+from shiprail.gates.stats import dispersion, log_e_values, observe_interval
 
 DISPERSION_ASSURANCE = 0.9
 START_WEIGHT = 0.5
@@ -114,20 +114,24 @@ def weigh(
     names = list(reading.keys)
     if not names:
         return Weighing(0.0, _running_p(memory, 0.0), None, phis)
-    canary_counts = np.zeros((len(origins), len(names)))
-    baseline_counts = np.zeros_like(canary_counts)
-    shares = np.zeros(len(origins))
-    for row, (_mark, c0, b0, _w) in enumerate(origins):
-        since_c, since_b = _minus(reading.canary, c0), _minus(reading.baseline, b0)
-        traffic = since_c[-1] + since_b[-1]
-        shares[row] = tolerated_share(since_c[-1] / traffic, max_increase) if traffic > 0 else 0.5
-        for col, name in enumerate(names):
-            canary_counts[row, col], baseline_counts[row, col] = reading.keys[name].counts(since_c, since_b)
+    # Counts since each origin, as matrices: rows are origins, columns keys.
+    now_c, now_b = np.asarray(reading.canary, dtype=float), np.asarray(reading.baseline, dtype=float)
+    since_c = np.maximum(now_c - np.array([o[1] for o in origins], dtype=float), 0.0)
+    since_b = np.maximum(now_b - np.array([o[2] for o in origins], dtype=float), 0.0)
+    mix = np.zeros((width, len(names)))
+    for col, name in enumerate(names):
+        for i, w in reading.keys[name].canary:
+            mix[i, col] += w
+    canary_counts = np.maximum(since_c @ mix, 0.0)
+    baseline_counts = since_b[:, [reading.keys[n].baseline for n in names]]
+    traffic = since_c[:, -1] + since_b[:, -1]
+    own = np.divide(since_c[:, -1], traffic, out=np.full(len(origins), 0.5), where=traffic > 0)
+    shares = np.where(traffic > 0, own * (1 + max_increase) / (1 + own * max_increase), 0.5)
     phi = np.array([phis[n] for n in names])
     c, b = canary_counts / phi, baseline_counts / phi
     share = shares[:, None]
     worse = (c + b > 0) & (c > share * (c + b))
-    log_e = log_e_values(b, c, np.clip(share, 1e-12, 1 - 1e-12), prior_strength)
+    log_e = log_e_values(b, c, np.clip(share, 1e-12, 1 - 1e-12), prior_strength, where=worse)
     # A look where the canary is not worse never counts against it: dropping it (e = 0)
     # keeps each test below its own e-process, so the bound still holds.
     e = np.where(worse, np.exp(np.minimum(log_e, 700.0)), 0.0)

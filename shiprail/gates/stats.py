@@ -107,17 +107,24 @@ def spent_alpha(alpha: float, look: int, planned_looks: int) -> float:
     return alpha * ((look / planned) ** 2 - ((look - 1) / planned) ** 2)
 
 
-def log_e_values(n_baseline: Any, n_canary: Any, rho: Any, prior_strength: float) -> Any:
+def log_e_values(n_baseline: Any, n_canary: Any, rho: Any, prior_strength: float, where: Any = None) -> Any:
     """`one_sided_log_bayes_factor` over arrays, for counts that need not be whole.
 
     Counts divided by a dispersion factor are fractional (quasi-likelihood); the Beta
-    integrals take them as they are. Returns −inf where the canary is clearly better.
+    integrals take them as they are. Returns −inf where the canary is clearly better, and
+    outside `where` (the Beta integrals are most of the cost, and a test that is not worse
+    counts for nothing anyway).
     """
     import numpy as np
-    from scipy.special import betaincc, gammaln
+    from scipy.special import betaincc, gammaln, log_ndtr
 
-    b, c = np.asarray(n_baseline, dtype=float), np.asarray(n_canary, dtype=float)
-    share = np.broadcast_to(np.asarray(rho, dtype=float), np.broadcast_shapes(b.shape, c.shape))
+    b, c = np.broadcast_arrays(np.asarray(n_baseline, dtype=float), np.asarray(n_canary, dtype=float))
+    given = np.asarray(rho, dtype=float)
+    # The prior's mass above ρ, once per distinct ρ given (a row), not per count.
+    prior_tail = np.broadcast_to(
+        np.log(betaincc(prior_strength * given, prior_strength * (1 - given), given)), b.shape
+    )
+    share = np.broadcast_to(given, b.shape)
     a_c, a_b = prior_strength * share, prior_strength * (1 - share)
     full = (
         gammaln(prior_strength)
@@ -129,10 +136,27 @@ def log_e_values(n_baseline: Any, n_canary: Any, rho: Any, prior_strength: float
         - b * np.log1p(-share)
         - c * np.log(share)
     )
-    with np.errstate(divide="ignore"):
-        posterior = np.log(betaincc(a_c + c, a_b + b, share))
-    result = full + posterior - np.log(betaincc(a_c, a_b, share))
-    return np.where(b + c > 0, result, 0.0)
+    # Truncating the prior to θ > ρ at most divides by its mass there. A test that even so
+    # stays under 1 is left out (−inf, less evidence than it has): together such tests add
+    # less than 1 to a mixture that must reach 1/α, and they are most of the integrals.
+    keep = (b + c > 0) & (full - prior_tail > 0.0)
+    if where is not None:
+        keep &= np.asarray(where, dtype=bool)
+    result = np.full(b.shape, -np.inf)
+    if keep.any():
+        ac, ab, sh = a_c[keep], a_b[keep], share[keep]
+        post_c, post_b = ac + c[keep], ab + b[keep]
+        big = post_c + post_b > 2000
+        posterior = np.empty(post_c.shape)
+        # The posterior's mass above ρ; past a few thousand counts the Beta is normal to
+        # well within what decides a test, and its integral the slowest thing here.
+        n = post_c[big] + post_b[big]
+        mean = post_c[big] / n
+        posterior[big] = log_ndtr((mean - sh[big]) / np.sqrt(mean * (1 - mean) / (n + 1)))
+        with np.errstate(divide="ignore"):
+            posterior[~big] = np.log(betaincc(post_c[~big], post_b[~big], sh[~big]))
+        result[keep] = full[keep] + posterior - prior_tail[keep]
+    return result
 
 
 # ---- over-dispersion ----------------------------------------------------------------------
