@@ -15,6 +15,7 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 
+from shiprail.codec import Keyring, data_converter
 from shiprail.errors import BadInput, Unreachable
 
 TASK_QUEUE = "shiprail"
@@ -49,7 +50,8 @@ async def connect(
             config["identity"] = identity
         if runtime:
             config["runtime"] = runtime
-        return await Client.connect(**config, data_converter=pydantic_data_converter)
+        converter = data_converter(pydantic_data_converter, Keyring.from_environment())
+        return await Client.connect(**config, data_converter=converter)
     except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
         detail = "connection refused" if "Connection refused" in str(exc) else str(exc)
         raise Unreachable(

@@ -28,7 +28,7 @@ app.add_typer(plan_cmd.app, name="plan")
 
 def _register_commands() -> None:
     # Imported here so `shiprail plan check` stays fast and works without Temporal.
-    from shiprail.cli import demo, gates, rollout, stack, train, windows
+    from shiprail.cli import codec, demo, gates, rollout, stack, train, windows
 
     app.add_typer(train.app, name="train")
     app.add_typer(windows.app, name="windows")
@@ -36,6 +36,7 @@ def _register_commands() -> None:
     gates.register(app)
     stack.register(app)
     demo.register(app)
+    codec.register(app)
 
 
 def main() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import platformdirs
 import typer
@@ -13,6 +14,9 @@ import typer
 from shiprail.cli._console import out
 from shiprail.cli._signals import run
 from shiprail.client import TASK_QUEUE, connect
+
+if TYPE_CHECKING:
+    from shiprail.codec_server import CodecServer
 
 
 def default_state_dir() -> Path:
@@ -31,11 +35,15 @@ def dev(
     from shiprail.devstack.temporal import TemporalDevServer
 
     state = (state_dir or default_state_dir()) / "temporal"
-    server = TemporalDevServer(state, port=port, ui_port=ui_port)
+    codec = _codec_server(ui_port)
+    extra = ["--ui-codec-endpoint", codec.url] if codec else []
+    server = TemporalDevServer(state, port=port, ui_port=ui_port, extra_args=extra)
     server.start()
     try:
         out.print(f"Temporal dev server at [bold]{server.address}[/] (state in {state})")
         out.print(f"Web UI: [link={server.ui_url}]{server.ui_url}[/link]")
+        if codec:
+            out.print(f"History is sealed; the UI decodes it through the codec server at {codec.url}")
         run(
             _run_worker(
                 server.address,
@@ -46,6 +54,24 @@ def dev(
         out.print("stopping…")
     finally:
         server.stop()
+        if codec:
+            codec.stop()
+
+
+def _codec_server(ui_port: int) -> CodecServer | None:
+    """With codec keys configured, the dev UI gets a codec server of its own."""
+    import threading
+
+    from shiprail.codec import Keyring
+    from shiprail.codec_server import CodecServer
+
+    keyring = Keyring.from_environment()
+    if keyring is None:
+        return None
+    origins = {f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}"}
+    server = CodecServer(keyring, port=0, origins=origins, token=os.environ.get("SHIPRAIL_CODEC_TOKEN"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def worker(
