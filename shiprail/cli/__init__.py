@@ -28,10 +28,11 @@ app.add_typer(plan_cmd.app, name="plan")
 
 def _register_commands() -> None:
     # Imported here so `shiprail plan check` stays fast and works without Temporal.
-    from shiprail.cli import codec, demo, gates, rollout, stack, train, windows
+    from shiprail.cli import codec, demo, gates, keys, rollout, stack, train, windows
 
     app.add_typer(train.app, name="train")
     app.add_typer(windows.app, name="windows")
+    app.add_typer(keys.app, name="keys")
     rollout.register(app)
     gates.register(app)
     stack.register(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import socket
@@ -22,7 +23,7 @@ from shiprail.client import TASK_QUEUE, connect, connect_config
 from shiprail.errors import BadInput, ExitCode, Unreachable
 from shiprail.plan import RolloutPlan, load_plan
 from shiprail.status import AuditEntry, Phase, RolloutStatus
-from shiprail.workflows.inputs import ControlRequest, RolloutInput
+from shiprail.workflows.inputs import ControlRequest, Refusal, RolloutInput
 from shiprail.workflows.rollout import RolloutWorkflow, start_search_attributes
 
 Address = Annotated[str | None, typer.Option(help="Temporal address (default: env config / 127.0.0.1:7233)")]
@@ -258,6 +259,13 @@ def list_rollouts(
 
 
 async def _control(rollout_id: str, address: str | None, update: Any, request: ControlRequest) -> str:
+    from shiprail.authz import sign
+    from shiprail.cli.keys import signing_key
+
+    action = update.__name__
+    key = signing_key()
+    if key is not None:
+        request = sign(key, rollout_id, action, request, datetime.now(UTC))
     handle = (await connect_cli(address)).get_workflow_handle(rollout_id)
     try:
         result: str = await handle.execute_update(update, request)
@@ -265,6 +273,13 @@ async def _control(rollout_id: str, address: str | None, update: Any, request: C
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = getattr(cause, "message", None) or str(cause or exc)
+        if getattr(cause, "type", None) == "NotAuthorized":
+            # A rejected update leaves nothing in history: report it, so the audit shows it.
+            report = Refusal(
+                action=action, actor=request.actor, reason=message.removeprefix("not authorized: ")
+            )
+            with contextlib.suppress(RPCError):
+                await handle.signal(RolloutWorkflow.refused, report)
         raise BadInput(f"refused: {message}") from None
     except RPCError as exc:
         if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):

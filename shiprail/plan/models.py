@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from shiprail.plan.access import Access
 from shiprail.plan.actuators import FLAG_PLATFORMS, Actuator
 from shiprail.plan.durations import Duration
 from shiprail.plan.holidays import check_holidays
@@ -405,6 +406,7 @@ class Spec(_Model):
     lockstep: bool = False
     max_parallel: int = Field(0, ge=0)
     notify: list[NotifyTarget] = Field(default_factory=list, description="where phase changes, failures go")
+    access: Access | None = None
     # One rollout's history holds about eight events a service-step: past a thousand
     # services it would outgrow Temporal's 51,200-event limit within a few steps.
     services: list[Service] = Field(min_length=1, max_length=MAX_SERVICES)

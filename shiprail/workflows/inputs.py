@@ -20,6 +20,18 @@ class ControlRequest(BaseModel):
     actor: str
     reason: str = ""
     service: str | None = None
+    # Signed requests (plans with `spec.access`): see shiprail.authz.
+    nonce: str = ""
+    issued_at: datetime | None = None
+    signature: str = ""
+
+
+class Refusal(BaseModel):
+    """A control request the validators refused, reported so the audit log shows it."""
+
+    action: str
+    actor: str
+    reason: str
 
 
 class RolloutInput(BaseModel):

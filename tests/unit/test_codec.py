@@ -15,7 +15,11 @@ from shiprail.codec import AesGcmCodec, CodecError, Keyring, new_key_line, open_
 from shiprail.codec_server import CodecServer
 from shiprail.errors import BadInput
 
-OLD, NEW = new_key_line("k1"), new_key_line("k2")
+# Fixed keys: parametrised ids must be the same in every xdist worker.
+OLD, NEW = (
+    f"k1={base64.b64encode(bytes(range(32))).decode()}",
+    f"k2={base64.b64encode(bytes(range(32, 64))).decode()}",
+)
 PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'{"plan": "payments-secret-plan"}')
 
 
@@ -46,6 +50,11 @@ def test_an_altered_payload_or_a_swapped_key_id_does_not_open() -> None:
     relabelled = Payload(metadata={**sealed.metadata, "encryption-key-id": b"k1"}, data=sealed.data)
     with pytest.raises(CodecError, match="does not open"):
         open_payload(keyring, relabelled)
+
+
+def test_a_new_key_line_is_a_working_key() -> None:
+    keyring = Keyring.parse(new_key_line("fresh"), "test")
+    assert keyring.active == "fresh" and open_payload(keyring, seal(keyring, PLAIN)) == PLAIN
 
 
 def test_payloads_from_before_the_codec_pass_through() -> None:

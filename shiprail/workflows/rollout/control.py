@@ -8,12 +8,41 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from shiprail.authz import refusal
     from shiprail.status import AuditEntry, Phase, RolloutStatus, ServiceState
-    from shiprail.workflows.inputs import ControlRequest
+    from shiprail.workflows.inputs import ControlRequest, Refusal
     from shiprail.workflows.rollout.state import RolloutState
+
+# Refusals are reported by whoever was refused; past this many only the count grows, so
+# nobody can flood the audit log (or the history) with them.
+MAX_REFUSALS = 50
 
 
 class HumanControl(RolloutState):
+    def _authorize(self, action: str, request: ControlRequest) -> None:
+        """Refuse what the plan's `access` does not allow. Deterministic: the keys are in the
+        plan, the time is the workflow's, the nonces seen are in its state."""
+        access = self._plan.spec.access
+        if access is None:
+            return
+        why = refusal(access, self._id, action, request, workflow.now(), self._nonces)
+        if why is not None:
+            raise ApplicationError(f"not authorized: {why}", type="NotAuthorized")
+
+    def _accepted(self, request: ControlRequest) -> None:
+        if request.nonce:
+            self._nonces.add(request.nonce)
+
+    @workflow.signal
+    def refused(self, report: Refusal) -> None:
+        self._refusals += 1
+        if self._refusals <= MAX_REFUSALS:
+            self._log(
+                "refusal", f"refused {report.action} by {report.actor}: {report.reason}", actor=report.actor
+            )
+        elif self._refusals == MAX_REFUSALS + 1:
+            self._log("refusal", f"more than {MAX_REFUSALS} refusals; further ones are counted, not listed")
+
     def _refuse_unless_active(self, verb: str) -> None:
         if self._status.phase.terminal:
             raise ApplicationError(f"rollout is {self._status.phase.value}; cannot {verb}")
@@ -22,6 +51,7 @@ class HumanControl(RolloutState):
 
     @workflow.update
     def pause(self, request: ControlRequest) -> str:
+        self._accepted(request)
         self._paused = True
         self._log("human", f"paused: {request.reason}", actor=request.actor)
         self._status.paused_by = request.actor
@@ -30,12 +60,14 @@ class HumanControl(RolloutState):
 
     @pause.validator
     def _validate_pause(self, request: ControlRequest) -> None:
+        self._authorize("pause", request)
         self._refuse_unless_active("pause")
         if self._paused:
             raise ApplicationError(f"rollout is already paused (by {self._status.paused_by})")
 
     @workflow.update
     def resume(self, request: ControlRequest) -> str:
+        self._accepted(request)
         accepted = sorted(self._drifts)
         for name, drift in self._drifts.items():
             # The exposure as found becomes the one the rollout goes on from.
@@ -50,12 +82,14 @@ class HumanControl(RolloutState):
 
     @resume.validator
     def _validate_resume(self, request: ControlRequest) -> None:
+        self._authorize("resume", request)
         self._refuse_unless_active("resume")
         if not self._paused:
             raise ApplicationError("rollout is not paused; nothing to resume")
 
     @workflow.update
     def approve(self, request: ControlRequest) -> str:
+        self._accepted(request)
         keys = {k for k in self._awaiting if request.service in (None, k[0])}
         self._approved |= keys
         names = ", ".join(sorted(f"{name} step {index + 1}" for name, index in keys))
@@ -70,6 +104,7 @@ class HumanControl(RolloutState):
 
     @approve.validator
     def _validate_approve(self, request: ControlRequest) -> None:
+        self._authorize("approve", request)
         self._refuse_unless_active("approve")
         if request.service is not None and request.service not in self._settings:
             raise ApplicationError(f"service {request.service!r} is not in this rollout")
@@ -79,6 +114,7 @@ class HumanControl(RolloutState):
 
     @workflow.update
     def abort(self, request: ControlRequest) -> str:
+        self._accepted(request)
         self._abort = request
         self._log("human", f"abort: {request.reason}", actor=request.actor)
         if self._work is not None:
@@ -88,10 +124,12 @@ class HumanControl(RolloutState):
 
     @abort.validator
     def _validate_abort(self, request: ControlRequest) -> None:
+        self._authorize("abort", request)
         self._refuse_unless_active("abort")
 
     @workflow.update
     def override(self, request: ControlRequest) -> str:
+        self._accepted(request)
         self._override = request
         self._log("human", f"window override: {request.reason}", actor=request.actor)
         waiting = [s.name for s in self._status.services if s.state is ServiceState.WAITING_WINDOW]
@@ -101,6 +139,7 @@ class HumanControl(RolloutState):
 
     @override.validator
     def _validate_override(self, request: ControlRequest) -> None:
+        self._authorize("override", request)
         self._refuse_unless_active("override")
         if not self._windows:
             raise ApplicationError("this rollout has no deploy windows; nothing to override")

@@ -58,6 +58,8 @@ class RolloutState:
         self._train = request.train
         self._drifts: dict[str, Drift] = {}
         self._notifications: list[asyncio.Future[Any]] = []
+        self._nonces: set[str] = set()  # of signed control requests accepted
+        self._refusals = 0
 
     def _prom_url(self) -> str | None:
         return self._plan.spec.prometheus.url if self._plan.spec.prometheus else None
