@@ -8,7 +8,7 @@ VENV   := .venv
 TEST_WORKERS ?= 3
 BIN    := $(VENV)/bin
 
-.PHONY: all venv system unleash prometheus test lint typecheck unit demo dev bench clean
+.PHONY: all venv system unleash prometheus test lint typecheck unit demo dev bench chaos clean
 
 all: test
 
@@ -53,6 +53,10 @@ dev: venv
 bench: venv system
 	$(BIN)/python -m bench.gates
 	$(BIN)/python -m bench.orchestrator
+
+# Many rollouts while workers are SIGKILLed and the dev server restarts (a small run is in `make test`).
+chaos: venv system
+	$(BIN)/python -m tests.chaos --rollouts $(or $(ROLLOUTS),50) --kills $(or $(KILLS),20) --restarts $(or $(RESTARTS),3)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,8 @@ class Call:
     applied: bool = False
     status: int = 200
     received: float | None = None  # when it arrived, before the router's latency
+    rollout_id: str | None = None
+    after: Exposure | None = None  # the exposure this PUT left, when applied
 
 
 @dataclass
@@ -91,6 +93,7 @@ class ExposureStore:
                 weight=body.get("weight"),
                 idempotency_key=body.get("idempotency_key"),
                 received=received,
+                rollout_id=body.get("rollout_id"),
             )
             self.calls.append(call)
             status = self._fault(service, "PUT")
@@ -125,6 +128,7 @@ class ExposureStore:
             if key:
                 self._keys[key] = (version, float(weight))
             call.applied = True
+            call.after = updated
             return 200, updated.model_dump()
 
     def puts(self, *, applied_only: bool = True) -> list[Call]:

@@ -1,20 +1,19 @@
 """`compare`: the canary against its baseline (stable serving the same traffic, same time).
 
 Counts (`bad` or `good`, and `total`): an anytime-valid sequential test (Lindon & Malek 2022)
-on bad requests, errors or requests slower than a histogram bucket. Bad requests of both
-arms since the step began are a Poisson process; under H0 the canary's share of them is at
-most its share of traffic (moved by `max_increase`). The test's Bayes factor is an e-value;
-the p-value is 1 / its running maximum over all looks, and it stays valid however often we
-look, so the gate can fail early without inflating false rollbacks.
+on bad requests, errors or requests slower than a histogram bucket. Under H0 the canary's
+share of the bad requests of both arms is at most its share of traffic (moved by
+`max_increase`). The test (`gates.sequential`) divides the counts by the over-dispersion it
+measures between looks, restarts at every look for regressions that begin late, and keeps
+the running maximum of its e-value, so it stays valid however often it looks and however
+busy the service is.
 
-Histogram (`histogram`): the same test at every bucket bound of a latency histogram, on
-the requests slower than that bound, so a regression shows wherever in the distribution
-it is largest, with no bound picked in advance: a +20 % shift of the median moves the share
-slower than a bound near the median by half, while the share beyond an SLO bound far in the
-tail barely moves. The bounds' e-values are averaged: a good canary is good at every bound,
-and under that null the average is an e-value too. It needs no more evidence than a
-Bonferroni split (α per bound ÷ number of bounds) at the strongest bound, and less when
-neighbouring bounds see the same shift, as they do when a whole distribution moves.
+Histogram (`histogram`): the same test at every bucket bound b of a latency histogram, with
+the tolerance in latency: the canary's share slower than (1 + δ)·b, read between its bucket
+bounds, against the baseline's share slower than b. A regression shows wherever in the
+distribution it is largest, with no bound picked in advance, and a shift smaller than δ
+passes at any traffic. The bounds' e-values are averaged: a good canary is good at every
+bound, and under that null the average is an e-value too.
 
 Samples (`query`): a one-sided Mann–Whitney test on the two series over the step, with a
 Hodges–Lehmann shift that must clear a tolerance band, and alpha spent across the looks of

@@ -1,0 +1,308 @@
+"""Chaos: many rollouts on a shared fleet while workers are SIGKILLed and the server restarts.
+
+`run` starts its own Temporal dev server (SQLite on disk, so it can be stopped and started
+again), two `shiprail worker` processes on one task queue, and the demo router. It starts
+`rollouts` rollouts of two dependent services each, drawn from a small pool so service
+locks contend; about a third carry a gate that fails at 50 % and must roll back. While they
+run it kills a random worker (SIGKILL, then a new one) `kills` times and stops and starts
+the server `restarts` times. Then it checks, from the router's own log and the workflows:
+
+* every rollout reached a terminal phase within the deadline (else it is *lost*);
+* each ended as planned, and each service it touched ended where that says: at 100 % of the
+  new version when it succeeded, exactly at its recorded starting exposure when it rolled
+  back (else a *wrong end state*);
+* no idempotency key was applied twice (a *double apply*);
+* no service was driven by two rollouts at once (from the `rollout_id` of each change);
+* every rollout's history, and its lock workflows', replays against today's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+
+from shiprail.client import connect
+from shiprail.demo.actuator import ActuatorServer, Call
+from shiprail.devstack.ports import free_port
+from shiprail.devstack.temporal import TemporalDevServer
+from shiprail.plan import parse_plan
+from shiprail.status import Phase, RolloutStatus
+from tests.helpers import plan_document
+from tests.replay.history import fetch, replay
+from tests.workflow.helpers import start
+
+FAILS_AT_HALF = {"type": "threshold", "query": "vector({{weight}})", "max": 20, "inconclusive_limit": 0}
+
+
+@dataclass
+class Report:
+    rollouts: int
+    kills: int = 0
+    restarts: int = 0
+    lost: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+    double_applies: list[str] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)
+    replay_failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"rollouts {self.rollouts}, worker kills {self.kills}, server restarts {self.restarts},"
+            f" lost {len(self.lost)}, wrong end states {len(self.wrong)},"
+            f" double applies {len(self.double_applies)}, overlaps {len(self.overlaps)},"
+            f" replay failures {len(self.replay_failures)} ({self.seconds:.0f} s)"
+        )
+
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.wrong or self.double_applies or self.overlaps or self.replay_failures)
+
+
+@dataclass
+class _Planned:
+    rollout_id: str
+    services: list[str]
+    version: str
+    doomed: bool
+    handle: WorkflowHandle[Any, RolloutStatus] | None = None
+    result: RolloutStatus | None = None
+
+
+class _Workers:
+    """Two (or more) `shiprail worker` processes on the default task queue."""
+
+    def __init__(self, address: str, count: int, logs: Path) -> None:
+        self.argv = [sys.executable, "-m", "shiprail", "worker", "--address", address]
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = [self._spawn(i) for i in range(count)]
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{index}.log").open("ab")
+        return subprocess.Popen(self.argv, stdout=log, stderr=log)
+
+    def tend(self) -> None:
+        """Start again a worker that has exited, as a supervisor would: one started while the
+        server is down gives up (exit 3) rather than wait."""
+        for index, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                self.procs[index] = self._spawn(index)
+
+    def kill(self, index: int) -> None:
+        proc = self.procs[index]
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.procs[index] = self._spawn(index)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _plans(
+    count: int, pool: int, prometheus_url: str, actuator_url: str, rng: random.Random
+) -> list[tuple[_Planned, Any]]:
+    out = []
+    for i in range(count):
+        first, second = rng.sample([f"svc-{k}" for k in range(pool)], 2)
+        doomed = rng.random() < 0.35
+        version = f"2.{i}"
+        services: list[dict[str, Any]] = [
+            {"name": first, "version": version, "actuator": {"type": "http", "url": actuator_url}},
+            {
+                "name": second,
+                "version": version,
+                "depends_on": [first],
+                "actuator": {"type": "http", "url": actuator_url},
+                **({"gates": ["half"]} if doomed else {}),
+            },
+        ]
+        document = plan_document(
+            actuator_url,
+            services,
+            metadata={"name": f"chaos-{i}"},
+            prometheus={"url": prometheus_url, "timeout": "5s"},
+            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": []},
+            gates={"half": FAILS_AT_HALF},
+        )
+        rollout_id = f"chaos-{i:03d}-{rng.getrandbits(24):06x}"
+        out.append(
+            (_Planned(rollout_id, [first, second], version, doomed), parse_plan(yaml.safe_dump(document)))
+        )
+    return out
+
+
+async def _wait_terminal(client: Client, planned: _Planned, deadline: float) -> None:
+    assert planned.handle is not None
+    while time.monotonic() < deadline:
+        try:
+            planned.result = await asyncio.wait_for(
+                planned.handle.result(), max(deadline - time.monotonic(), 0.1)
+            )
+            return
+        except (TimeoutError, RPCError, RuntimeError):
+            await asyncio.sleep(0.5)  # the server is restarting; ask again
+
+
+async def _chaos(
+    report: Report,
+    kills: int,
+    restarts: int,
+    workers: _Workers,
+    server: TemporalDevServer,
+    done: asyncio.Event,
+    rng: random.Random,
+) -> None:
+    """Kills spread over the run, with a server restart after every kills/restarts of them."""
+    every = max(kills // max(restarts, 1), 1)
+    while not done.is_set() and (report.kills < kills or report.restarts < restarts):
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done.wait(), rng.uniform(0.4, 1.6))
+            return
+        if report.kills < kills:
+            await asyncio.to_thread(workers.kill, rng.randrange(len(workers.procs)))
+            report.kills += 1
+        if report.restarts < restarts and (report.kills % every == 0 or report.kills >= kills):
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(rng.uniform(0.2, 1.0))
+            await asyncio.to_thread(server.start)
+            report.restarts += 1
+
+
+async def _tend(workers: _Workers, done: asyncio.Event) -> None:
+    while not done.is_set():
+        workers.tend()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done.wait(), 1.0)
+
+
+def _check_router(report: Report, planned: list[_Planned], puts: list[Call]) -> None:
+    by_key: dict[str, int] = defaultdict(int)
+    for call in puts:
+        if call.idempotency_key:
+            by_key[call.idempotency_key] += 1
+    report.double_applies += [k for k, n in by_key.items() if n > 1]
+
+    by_service: dict[str, list[Call]] = defaultdict(list)
+    for call in sorted(puts, key=lambda c: c.time):
+        by_service[call.service].append(call)
+    for service, calls in by_service.items():
+        finished: set[str] = set()
+        current: str | None = None
+        for call in calls:
+            if call.rollout_id != current:
+                if call.rollout_id in finished:
+                    report.overlaps.append(f"{service}: {call.rollout_id} again after {current}")
+                if current is not None:
+                    finished.add(current)
+                current = call.rollout_id
+
+    for p in planned:
+        if p.result is None:
+            continue
+        expected = Phase.ROLLED_BACK if p.doomed else Phase.SUCCEEDED
+        if p.result.phase is not expected:
+            report.wrong.append(
+                f"{p.rollout_id}: {p.result.phase.value}, expected {expected.value} ({p.result.reason})"
+            )
+            continue
+        for service in p.services:
+            mine = [c for c in by_service.get(service, []) if c.rollout_id == p.rollout_id]
+            if not mine:
+                if not p.doomed:
+                    report.wrong.append(f"{p.rollout_id}: {service} never changed")
+                continue
+            end = mine[-1].after
+            status = next(s for s in p.result.services if s.name == service)
+            if p.doomed:
+                original = status.original
+                if (
+                    original is None
+                    or end is None
+                    or (end.stable_version, end.canary_version, end.weight)
+                    != (
+                        original.stable_version,
+                        original.canary_version,
+                        original.weight,
+                    )
+                ):
+                    report.wrong.append(f"{p.rollout_id}: {service} left at {end}, started at {original}")
+            elif end is None or not (
+                end.stable_version == p.version or (end.canary_version == p.version and end.weight == 100)
+            ):
+                report.wrong.append(f"{p.rollout_id}: {service} left at {end}, not at 100 % of {p.version}")
+
+
+async def run(
+    workdir: Path,
+    prometheus_url: str,
+    *,
+    rollouts: int,
+    kills: int,
+    restarts: int,
+    pool: int = 6,
+    seed: int = 1,
+) -> Report:
+    rng = random.Random(seed)
+    report = Report(rollouts=rollouts)
+    began = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = TemporalDevServer(workdir / "temporal", port=free_port(), ui_port=None)
+    server.start()
+    actuator = ActuatorServer().start()
+    workers: _Workers | None = None
+    try:
+        for k in range(pool):
+            actuator.store.add(f"svc-{k}", "1.0")
+        workers = _Workers(server.address, 2, workdir)
+        client = await connect(server.address)
+        planned = _plans(rollouts, pool, prometheus_url, actuator.url, rng)
+        for p, plan in planned:
+            p.handle = await start(client, plan, p.rollout_id)
+        done = asyncio.Event()
+        chaos = asyncio.create_task(_chaos(report, kills, restarts, workers, server, done, rng))
+        deadline = time.monotonic() + 120 + 6 * rollouts
+        tending = asyncio.create_task(_tend(workers, done))
+        await asyncio.gather(*(_wait_terminal(client, p, deadline) for p, _ in planned))
+        done.set()
+        await tending
+        await chaos
+        report.lost = [p.rollout_id for p, _ in planned if p.result is None]
+        _check_router(report, [p for p, _ in planned], actuator.store.puts())
+        seen: set[str] = set()
+        for p, _ in planned:
+            if p.result is None or p.handle is None:
+                continue
+            histories = [
+                h
+                for h in await fetch(client, p.handle)
+                if h.workflow_id not in seen or h.workflow_id == p.rollout_id
+            ]
+            seen |= {h.workflow_id for h in histories}
+            try:
+                await replay(histories)
+            except Exception as exc:  # any divergence, whatever the SDK calls it
+                report.replay_failures.append(f"{p.rollout_id}: {type(exc).__name__}: {exc}")
+    finally:
+        if workers:
+            workers.stop()
+        actuator.stop()
+        server.stop()
+    report.seconds = time.monotonic() - began
+    return report

@@ -1,0 +1,22 @@
+"""A small chaos run in the suite; `make chaos` runs the large one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shiprail.devstack.prometheus import PrometheusServer
+from tests.chaos.harness import run
+
+
+@pytest.mark.xdist_group("chaos")
+async def test_rollouts_survive_killed_workers_and_a_server_restart(
+    tmp_path: Path, prometheus: PrometheusServer
+) -> None:
+    report = await run(tmp_path, prometheus.url, rollouts=8, kills=4, restarts=1, seed=7)
+    print(report.summary())
+    assert report.kills == 4 and report.restarts == 1, report.summary()
+    assert report.clean, "\n".join(
+        [report.summary(), *report.lost, *report.wrong, *report.overlaps, *report.replay_failures]
+    )
