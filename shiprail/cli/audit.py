@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives.serialization import (
     NoEncryption,
     PrivateFormat,
     PublicFormat,
-    load_pem_private_key,
     load_pem_public_key,
 )
 
 from shiprail.audit_chain import Verdict, verify
 from shiprail.errors import BadInput
+from shiprail.keyfiles import read_private_key
 
 _NAME = "audit-ed25519"
 
@@ -51,13 +51,7 @@ def signing_key(path: Path | None) -> Ed25519PrivateKey:
 
 
 def _read_private(path: Path) -> Ed25519PrivateKey:
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise BadInput(f"{path}: not a readable PEM private key ({exc})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise BadInput(f"{path}: the audit key must be an Ed25519 key")
-    return key
+    return read_private_key(path, "the audit key")
 
 
 def public_key(path: Path | None) -> Ed25519PublicKey:

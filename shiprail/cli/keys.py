@@ -27,13 +27,9 @@ def _default_path() -> Path:
 
 def signing_key() -> bytes | None:
     """The raw Ed25519 private key to sign with, or None when there is none."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        NoEncryption,
-        PrivateFormat,
-        load_pem_private_key,
-    )
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from shiprail.keyfiles import read_private_key
 
     given = os.environ.get("SHIPRAIL_SIGNING_KEY")
     path = Path(given) if given else _default_path()
@@ -41,13 +37,10 @@ def signing_key() -> bytes | None:
         if given:
             raise BadInput(f"SHIPRAIL_SIGNING_KEY: no such file {path}")
         return None
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise BadInput(f"{path}: not a readable PEM private key ({exc})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise BadInput(f"{path}: a signing key must be an Ed25519 key")
-    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw: bytes = read_private_key(path, "a signing key").private_bytes(
+        Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+    )
+    return raw
 
 
 def public_line(identity: str, private: bytes) -> str:
