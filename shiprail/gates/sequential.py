@@ -28,7 +28,7 @@ from typing import Any
 
 from shiprail.gates.stats import dispersion, log_e_values, observe_interval
 
-DISPERSION_ASSURANCE = 0.9
+DISPERSION_ASSURANCE = 0.95
 START_WEIGHT = 0.5
 
 

@@ -192,25 +192,30 @@ def observe_interval(state: dict[str, Any], canary: float, baseline: float) -> N
     for lag in LAGS:
         if len(recent) >= lag:
             before_share, before_n = recent[-lag]
+            # Under a request the share is not a proportion of anything; and each squared
+            # difference is weighted by its binomial variance, or a few intervals with a
+            # handful of requests would outweigh all the busy ones.
+            if n < 1 or before_n < 1:
+                continue
+            spread = 1 / n + 1 / before_n
             sums = state.setdefault(f"lag{lag}", [0.0, 0.0, 0])
-            sums[0] += (share - before_share) ** 2
-            sums[1] += 1 / n + 1 / before_n
+            sums[0] += (share - before_share) ** 2 / spread
+            sums[1] += 1 / spread
             sums[2] += 1
     recent.append([share, n])
     del recent[: -max(LAGS)]
 
 
 def dispersion(state: dict[str, Any], assurance: float) -> float:
-    """φ ≥ 1 to divide the counts by, for a test at level `alpha`.
+    """φ ≥ 1 to divide the counts by: the quasi-likelihood factor at an upper bound of ρ.
 
-    E[(sᵢ − sⱼ)²] = p(1 − p)((1 − ρ)(1/nᵢ + 1/nⱼ) + 2ρ) gives ρ̂ from the m squared
-    differences. A variance that is estimated rather than known turns a z-test into a
-    t-test; the excess over Poisson is inflated by (t_ν / z)² at 1 − α, with ν = 2m/3
-    degrees of freedom (the MSSD's variance is 3/2 that of a sample variance), so the
-    test asks what a t-test would. The Poisson part is exact and is not inflated. Until
-    there are differences ρ may be anything up to 1, which counts each interval as one
-    observation: φ = Σ n² / Σ n, the cap whatever ρ̂ is. With at most one bad request an
-    interval, φ = 1, as Poisson counts are exact there.
+    E[(sᵢ − sⱼ)²] = p(1 − p)((1 − ρ)vᵢⱼ + 2ρ) with vᵢⱼ = 1/nᵢ + 1/nⱼ, so the m squared
+    differences, each divided by p(1 − p)vᵢⱼ, sum to (1 − ρ)m + 2ρΣ1/vᵢⱼ in expectation,
+    which gives ρ̂. The sum is taken as χ² with 2m/3 degrees of freedom (the MSSD's variance
+    is 3/2 that of a sample variance) and ρ at its upper `assurance` bound, held to what
+    pods plausibly do (`MAX_LOG_WOBBLE`) unless the point estimate itself says more; before
+    any difference, ρ is that plausible bound. φ = 1 + ρ(Σn²/Σn − 1): with at most one bad
+    request an interval it is 1 whatever ρ is, as Poisson counts are exact there.
     """
     from scipy.special import chdtri
 
@@ -225,20 +230,20 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
     plausible = min(1.0, 2 * MAX_LOG_WOBBLE * p * (1 - p))
     rho: float | None = None
     for lag in LAGS:
-        squared, spread, m = state.get(f"lag{lag}", [0.0, 0.0, 0])
+        weighted, inverse, m = state.get(f"lag{lag}", [0.0, 0.0, 0])
         # A longer lag speaks once it has as many differences as its span; before that
         # its few degrees of freedom would say nothing but "anything is possible".
         if not m or (lag > 1 and m < lag):
             continue
-        identified = 2 * m - spread
+        identified = 2 * inverse - m
         if identified <= 1e-9:
             continue
         freedom = 2 * m / 3
-        observed = squared / (p * (1 - p))
+        observed = weighted / (p * (1 - p))
         upper = observed * freedom / float(chdtri(freedom, assurance))
-        point = (observed - spread) / identified
+        point = (observed - m) / identified
         # The bound is held to what pods plausibly do unless the data itself says more.
-        found = min((upper - spread) / identified, max(plausible, point))
+        found = min((upper - m) / identified, max(plausible, point))
         rho = found if rho is None else max(rho, found)
     rho = plausible if rho is None else min(max(rho, 0.0), 1.0)
     return 1.0 + rho * (ceiling - 1.0)
@@ -250,16 +255,14 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
 def interpolate_survival(low: float, high: float, s_low: float, s_high: float, x: float) -> float:
     """The share slower than x, between bounds `low` < x ≤ `high` where it is `s_low`, `s_high`.
 
-    Probit-linear in log latency, exact for a lognormal and close for any smooth unimodal
-    distribution; straight lines between bounds overstate a tail's share (the survival is
-    convex there) and would make a harmless canary look slower. At a share of 0 or 1 the
-    probit is infinite, and the higher bound's share is taken: never more than is there.
+    Straight in log share against log latency: exact for a power-law tail, and an
+    *under*estimate for any tail that falls faster (lognormal, gamma, Weibull, and the
+    mixtures of them that real latency is), because the log survival is concave there and
+    a chord lies under it. Probit or straight-line interpolation overstate the tail of a
+    mixture, and a busy canary then looks slower than it is; the gate would rather read
+    the canary a little faster than it is. A share of 0 at the higher bound is taken as is.
     """
-    if x >= high or s_low <= s_high:
+    if x >= high or s_low <= s_high or s_high <= 0.0:
         return s_high
-    if s_low >= 1.0 or s_high <= 0.0:
-        return s_high
-    z = NormalDist()
     t = (math.log(x) - math.log(low)) / (math.log(high) - math.log(low))
-    z_low, z_high = z.inv_cdf(1 - s_low), z.inv_cdf(1 - s_high)
-    return 1 - z.cdf(z_low + t * (z_high - z_low))
+    return math.exp(math.log(s_low) + t * (math.log(s_high) - math.log(s_low)))
