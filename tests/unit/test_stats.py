@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,3 +82,40 @@ def test_tolerated_share() -> None:
 def test_alpha_spending_sums_to_alpha() -> None:
     assert abs(sum(spent_alpha(0.01, k, 10) for k in range(1, 11)) - 0.01) < 1e-12
     assert spent_alpha(0.01, 11, 10) == 0.0
+
+
+def test_reading_between_bounds_never_overstates_a_falling_tail() -> None:
+    from statistics import NormalDist
+
+    from shiprail.gates.stats import interpolate_survival
+
+    def lognormal(x: float, median: float = 60, sigma: float = 0.5) -> float:
+        return 1 - NormalDist().cdf(math.log(x / median) / sigma)
+
+    def mixture(x: float) -> float:  # a busy service's day: the median wobbles
+        return sum(lognormal(x, m, 0.3) for m in (40, 60, 90, 130)) / 4
+
+    for survival in (lognormal, mixture):
+        for low, high in ((25, 50), (50, 100), (100, 250), (250, 500)):
+            for x in (low * 1.1, low * 1.5, high * 0.95):
+                read = interpolate_survival(low, high, survival(low), survival(high), x)
+                assert survival(high) <= read <= survival(x) + 1e-12
+    pareto = lambda x: (10 / x) ** 2  # noqa: E731 - exact on a power law
+    assert interpolate_survival(100, 250, pareto(100), pareto(250), 150) == pytest.approx(pareto(150))
+
+
+def test_dispersion_is_about_one_for_binomial_counts_and_grows_with_noise() -> None:
+    from shiprail.gates.stats import dispersion, observe_interval
+
+    rng = np.random.default_rng(5)
+    quiet: dict[str, Any] = {}
+    noisy: dict[str, Any] = {}
+    for _ in range(200):
+        n = int(rng.choice([3, 40, 400]))  # uneven intervals: a lull, a shock
+        c = float(rng.binomial(n, 0.2))
+        observe_interval(quiet, c, n - c)
+        p = float(np.clip(0.2 * rng.gamma(4, 1 / 4), 0, 1))
+        c = float(rng.binomial(n, p))
+        observe_interval(noisy, c, n - c)
+    assert dispersion(quiet, 0.95) < 3  # of a ceiling of Σn²/Σn ≈ 366
+    assert dispersion(noisy, 0.95) > 10
