@@ -185,6 +185,29 @@ async def _chaos(
             report.restarts += 1
 
 
+async def _where_stuck(p: _Planned) -> str:
+    """A lost rollout's id and, when it still answers, where it stands."""
+    from shiprail.workflows.rollout import RolloutWorkflow
+
+    assert p.handle is not None
+    try:
+        status = await asyncio.wait_for(p.handle.query(RolloutWorkflow.status), 10)
+    except Exception as exc:  # whatever keeps it from answering is the finding
+        return f"{p.rollout_id}: no answer ({type(exc).__name__})"
+    states = ", ".join(f"{s.name} {s.state.value} {s.weight:g}%" for s in status.services)
+    holder = ""
+    if status.lock_holder:
+        try:
+            described = await p.handle._client.get_workflow_handle(status.lock_holder).describe()
+            holder = (
+                f", waiting for {status.lock_holder} ({described.status.name if described.status else '?'})"
+            )
+        except RPCError as exc:
+            holder = f", waiting for {status.lock_holder} ({exc.status.name})"
+    locks = [e.message for e in await p.handle.query(RolloutWorkflow.audit) if e.kind == "lock"][-2:]
+    return f"{p.rollout_id}: {status.phase.value} ({states}){holder}; {locks}"
+
+
 async def _tend(workers: _Workers, done: asyncio.Event) -> None:
     while not done.is_set():
         workers.tend()
@@ -260,6 +283,9 @@ async def run(
     seed: int = 1,
 ) -> Report:
     rng = random.Random(seed)
+    # About six rollouts a service: enough contention for the locks, not a queue so long
+    # that the bound below measures waiting rather than recovery.
+    pool = pool or max(6, rollouts // 3)
     report = Report(rollouts=rollouts)
     began = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -277,13 +303,15 @@ async def run(
             p.handle = await start(client, plan, p.rollout_id)
         done = asyncio.Event()
         chaos = asyncio.create_task(_chaos(report, kills, restarts, workers, server, done, rng))
-        deadline = time.monotonic() + 120 + 6 * rollouts
+        # Each service's rollouts run one after another; a kill costs a bake its heartbeat
+        # timeout (10 s) and a restart the server's start.
+        deadline = time.monotonic() + 180 + 10 * rollouts
         tending = asyncio.create_task(_tend(workers, done))
         await asyncio.gather(*(_wait_terminal(client, p, deadline) for p, _ in planned))
         done.set()
         await tending
         await chaos
-        report.lost = [p.rollout_id for p, _ in planned if p.result is None]
+        report.lost = [await _where_stuck(p) for p, _ in planned if p.result is None]
         _check_router(report, [p for p, _ in planned], actuator.store.puts())
         seen: set[str] = set()
         for p, _ in planned:
