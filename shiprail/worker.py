@@ -12,6 +12,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from shiprail.activities import actuation, bake, budget, locks, notify, propagation, trains
 from shiprail.actuators.http import close_sessions
@@ -53,6 +54,14 @@ class ExpectedCancellation(logging.Filter):
 _EXPECTED_CANCELLATION = ExpectedCancellation()
 
 
+# `cryptography` verifies signed control requests inside update validators. Its Rust core
+# may be initialised once a process; the sandbox would import it afresh and abort, so it is
+# passed through (it is deterministic: signatures verify the same on every replay).
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography")
+)
+
+
 @asynccontextmanager
 async def running_worker(
     client: Client, *, task_queue: str = TASK_QUEUE, max_concurrent_activities: int = 1000
@@ -65,6 +74,7 @@ async def running_worker(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
+            workflow_runner=WORKFLOW_RUNNER,
             activities=ACTIVITIES,
             max_concurrent_activities=max_concurrent_activities,
             # Baking activities learn of a cancellation (a sibling failed, a human aborted) at

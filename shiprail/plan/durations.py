@@ -16,6 +16,14 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"
+# Far beyond any bake, window or budget period, and well inside what `timedelta` can hold.
+MAX_DAYS = 3650
+
+
+def _checked(seconds: float, value: Any) -> timedelta:
+    if seconds != seconds or seconds > MAX_DAYS * 86400:  # NaN, infinity, or years on end
+        raise ValueError(f"duration {value!r} is longer than {MAX_DAYS}d")
+    return timedelta(seconds=seconds)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -27,7 +35,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _checked(float(value), value)
     if not isinstance(value, str):
         raise ValueError("a duration is a string such as 30s, 5m, 2h or 28d")
     text = value.strip()
@@ -44,7 +52,7 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(
             f"bad duration {value!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m"
         )
-    return timedelta(seconds=seconds)
+    return _checked(seconds, value)
 
 
 def format_duration(value: timedelta) -> str:

@@ -185,6 +185,22 @@ async def _chaos(
             report.restarts += 1
 
 
+def _restartable_port(rng: random.Random) -> int:
+    """A free port below the kernel's ephemeral range: the server gives it up at each restart,
+    and a port the kernel hands out (`free_port`) could go to another test in the gap."""
+    import socket
+
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return free_port()
+
+
 async def _where_stuck(p: _Planned) -> str:
     """A lost rollout's id and, when it still answers, where it stands."""
     from shiprail.workflows.rollout import RolloutWorkflow
@@ -289,7 +305,7 @@ async def run(
     report = Report(rollouts=rollouts)
     began = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
-    server = TemporalDevServer(workdir / "temporal", port=free_port(), ui_port=None)
+    server = TemporalDevServer(workdir / "temporal", port=_restartable_port(rng), ui_port=None)
     server.start()
     actuator = ActuatorServer().start()
     workers: _Workers | None = None

@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from shiprail.worker import WORKFLOWS
+from shiprail.worker import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -41,6 +41,8 @@ def load(path: Path) -> list[WorkflowHistory]:
 
 async def replay(histories: list[WorkflowHistory]) -> None:
     """Raise if today's workflow code would take a different path through any history."""
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
     for history in histories:
         await replayer.replay_workflow(history)

@@ -141,3 +141,13 @@ def test_placeholders_are_escaped_for_where_they_stand() -> None:
     with pytest.raises(UnsafeValue, match="outside a quoted string"):
         render("vector({{version}})", hostile)
     assert substitute("{{version}}", hostile) == hostile["version"]  # not PromQL: as it is
+
+
+@pytest.mark.parametrize(
+    "value", [3.2045187049103348e16, float("inf"), float("nan"), "99999999999999999999999d", "3651d"]
+)
+def test_a_duration_beyond_any_plan_is_refused_not_an_overflow(value: object) -> None:
+    from shiprail.plan.durations import parse_duration
+
+    with pytest.raises(ValueError, match="is longer than 3650d"):
+        parse_duration(value)
