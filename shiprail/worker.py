@@ -31,6 +31,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     bake.bake,
     budget.check_budget,
     locks.lock_holder,
+    locks.await_release,
     trains.claim_cars,
     notify.notify,
     propagation.await_served,

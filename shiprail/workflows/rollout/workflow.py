@@ -145,8 +145,17 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
                         self._status.lock_holder = holder
                         self._log("lock", f"waiting for {service}, held by {holder}", service=service)
                         self._refresh()
-                    await workflow.sleep(delay)
-                    delay = min(delay * 2, _LOCK_POLL_MAX)
+                    if workflow.patched("lock-await-release"):
+                        await workflow.execute_activity(
+                            locks.await_release,
+                            service,
+                            start_to_close_timeout=timedelta(minutes=6),
+                            heartbeat_timeout=timedelta(seconds=30),
+                            summary=f"wait for {service} to be free",
+                        )
+                    else:
+                        await workflow.sleep(delay)
+                        delay = min(delay * 2, _LOCK_POLL_MAX)
         self._status.lock_holder = None
         self._locked = True
         self._log("lock", f"locked {', '.join(sorted(self._settings))}")
