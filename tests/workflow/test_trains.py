@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from shiprail import train_client
 from shiprail.demo.actuator import ActuatorServer
@@ -270,7 +271,14 @@ async def test_the_trains_windows_hold_every_car_until_an_override(
     async def started() -> bool:
         state = await train_client.manifest(client, name)
         rollout_ids[:] = [c.rollout_id for d in state.departures for c in d.cars if c.rollout_id]
-        return bool(rollout_ids)
+        if not rollout_ids:
+            return False
+        # The manifest names a car's rollout as the departure starts it; ask it only once it runs.
+        try:
+            await client.get_workflow_handle(rollout_ids[0]).describe()
+        except RPCError:
+            return False
+        return True
 
     await eventually(started, 30, "the car's rollout")
     handle = client.get_workflow_handle(rollout_ids[0])
