@@ -116,6 +116,8 @@ def _dependency_problems(services: list[tuple[int, dict[str, Any]]]) -> Iterator
     known = ", ".join(graph) or "none"
     for i, service in services:
         for j, provider in enumerate(_list(service.get("depends_on"))):
+            if not isinstance(provider, str):
+                continue  # the schema names the wrong type at this line
             if provider == service.get("name"):
                 yield Problem(
                     ("spec", "services", i, "depends_on", j), f"service {provider!r} cannot depend on itself"
