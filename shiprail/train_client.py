@@ -5,6 +5,7 @@ through these functions only.
 
 from __future__ import annotations
 
+import contextlib
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,6 +34,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from shiprail import visibility
+from shiprail.authz import sign
 from shiprail.client import TASK_QUEUE
 from shiprail.errors import BadInput
 from shiprail.plan.cadence import nominal_departures, nominal_for
@@ -46,6 +48,8 @@ from shiprail.workflows.inputs import (
     ConfigureRequest,
     ControlRequest,
     DepartureInput,
+    Refusal,
+    Signed,
     SkipRequest,
     TriggerRequest,
     UnboardRequest,
@@ -110,7 +114,7 @@ def _schedule(train: ReleaseTrain, *, skip: list[ScheduleCalendarSpec], state: S
     )
 
 
-async def create_train(client: Client, train: ReleaseTrain, actor: str) -> str:
+async def create_train(client: Client, train: ReleaseTrain, actor: str, *, key: bytes | None = None) -> str:
     """Create the train, or bring an existing one in line with the file: "created" or "updated".
     Idempotent; boarded cars, skips and the paused state survive an update."""
     name = train.metadata.name
@@ -123,7 +127,9 @@ async def create_train(client: Client, train: ReleaseTrain, actor: str) -> str:
         search_attributes=_train_attribute(name),
         static_summary=f"release train {name}: boarding and departures",
     )
-    await _train_update(client, name, TrainWorkflow.configure, ConfigureRequest(train=train, actor=actor))
+    await _train_update(
+        client, name, TrainWorkflow.configure, ConfigureRequest(train=train, actor=actor), "update", key
+    )
     try:
         await client.create_schedule(
             schedule_id(name),
@@ -169,11 +175,25 @@ async def manifest(client: Client, name: str) -> TrainState:
     return state
 
 
-async def _train_update(client: Client, name: str, update: Any, request: Any) -> Any:
+async def _train_update(
+    client: Client, name: str, update: Any, request: Signed, action: str, key: bytes | None
+) -> Any:
+    """Send a train control update, signed with `key` when there is one (a train with
+    `spec.access` refuses unsigned ones); a refusal by the access rules is reported back to
+    the train, since a rejected update leaves nothing in its history."""
+    if key is not None:
+        request = sign(key, train_workflow_id(name), action, request, datetime.now(UTC))
+    handle = client.get_workflow_handle(train_workflow_id(name))
     try:
-        return await client.get_workflow_handle(train_workflow_id(name)).execute_update(update, request)
+        return await handle.execute_update(update, request)
     except WorkflowUpdateFailedError as exc:
         message = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+        if getattr(exc.cause, "type", None) == "NotAuthorized":
+            report = Refusal(
+                action=action, actor=request.actor, reason=message.removeprefix("not authorized: ")
+            )
+            with contextlib.suppress(RPCError):
+                await handle.signal(TrainWorkflow.refused, report)
         raise BadInput(f"refused: {message}") from None
     except RPCError as exc:
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
@@ -189,7 +209,15 @@ class Boarding:
     zone: zoneinfo.ZoneInfo
 
 
-async def board(client: Client, name: str, plan: RolloutPlan, depends_on: list[str], actor: str) -> Boarding:
+async def board(
+    client: Client,
+    name: str,
+    plan: RolloutPlan,
+    depends_on: list[str],
+    actor: str,
+    *,
+    key: bytes | None = None,
+) -> Boarding:
     """Board `plan` on the next departure whose cut-off has not passed."""
     description, state = await describe(client, name)
     cutoff = state.train.spec.cutoff
@@ -200,7 +228,7 @@ async def board(client: Client, name: str, plan: RolloutPlan, depends_on: list[s
         if departs - cutoff > now:
             car = Car(car=plan.metadata.name, plan=plan, depends_on=depends_on, departure=departs)
             boarded: Car = await _train_update(
-                client, name, TrainWorkflow.board, BoardRequest(car=car, actor=actor)
+                client, name, TrainWorkflow.board, BoardRequest(car=car, actor=actor), "board", key
             )
             return Boarding(car=boarded, cutoff=departs - cutoff, missed=missed, zone=state.train.zone)
         missed = missed or departs
@@ -210,10 +238,11 @@ async def board(client: Client, name: str, plan: RolloutPlan, depends_on: list[s
     )
 
 
-async def unboard(client: Client, name: str, car: str, actor: str, reason: str) -> str:
-    result: str = await _train_update(
-        client, name, TrainWorkflow.unboard, UnboardRequest(car=car, actor=actor, reason=reason)
-    )
+async def unboard(
+    client: Client, name: str, car: str, actor: str, reason: str, *, key: bytes | None = None
+) -> str:
+    request = UnboardRequest(car=car, actor=actor, reason=reason)
+    result: str = await _train_update(client, name, TrainWorkflow.unboard, request, "unboard", key)
     return result
 
 
@@ -221,21 +250,37 @@ def _handle(client: Client, name: str) -> ScheduleHandle:
     return client.get_schedule_handle(schedule_id(name))
 
 
-async def pause(client: Client, name: str, reason: str, actor: str) -> None:
+async def pause(client: Client, name: str, reason: str, actor: str, *, key: bytes | None = None) -> None:
     await describe(client, name)
+    request = ControlRequest(actor=actor, reason=reason)
+    await _train_update(client, name, TrainWorkflow.pause, request, "pause", key)
     await _handle(client, name).pause(note=f"paused by {actor}: {reason}")
 
 
-async def resume(client: Client, name: str, reason: str, actor: str) -> None:
+async def resume(client: Client, name: str, reason: str, actor: str, *, key: bytes | None = None) -> None:
     await describe(client, name)
+    request = ControlRequest(actor=actor, reason=reason)
+    await _train_update(client, name, TrainWorkflow.resume, request, "resume", key)
     await _handle(client, name).unpause(note=f"resumed by {actor}{': ' + reason if reason else ''}")
 
 
-async def skip(client: Client, name: str, departs: list[datetime], reason: str, actor: str) -> None:
+async def skip(
+    client: Client,
+    name: str,
+    departs: list[datetime],
+    reason: str,
+    actor: str,
+    *,
+    key: bytes | None = None,
+) -> None:
     """Skip these nominal departures: each becomes a year-locked skip entry on the
-    Schedule, and the reason is kept by the train for `train show`."""
+    Schedule, and the reason is kept by the train for `train show`. The train records them
+    first, so a refused request changes nothing on the Schedule."""
     _, state = await describe(client, name)
     nominal = departs
+    for t in departs:
+        request = SkipRequest(departs=t, actor=actor, reason=reason)
+        await _train_update(client, name, TrainWorkflow.note_skip, request, "skip", key)
 
     def updated(current: ScheduleUpdateInput) -> ScheduleUpdate:
         old = current.description.schedule
@@ -257,13 +302,9 @@ async def skip(client: Client, name: str, departs: list[datetime], reason: str, 
         return ScheduleUpdate(schedule=old)
 
     await _handle(client, name).update(updated)
-    for t in departs:
-        await _train_update(
-            client, name, TrainWorkflow.note_skip, SkipRequest(departs=t, actor=actor, reason=reason)
-        )
 
 
-async def trigger(client: Client, name: str, actor: str) -> str:
+async def trigger(client: Client, name: str, actor: str, *, key: bytes | None = None) -> str:
     """Depart now, honouring `overlap`: "started", or "buffered" behind a running departure.
     Refused under `overlap: skip` while a departure runs."""
     description, state = await describe(client, name)
@@ -276,17 +317,23 @@ async def trigger(client: Client, name: str, actor: str) -> str:
         name,
         TrainWorkflow.prepare_trigger,
         TriggerRequest(upto=upcoming[0] if upcoming else None, actor=actor),
+        "trigger",
+        key,
     )
     await _handle(client, name).trigger()
     return "buffered" if running else "started"
 
 
-async def delete(client: Client, name: str, actor: str) -> int:
-    """Delete the Schedule and end the train workflow; a running departure finishes. The
-    number of boarded cars dropped."""
-    await describe(client, name)
+async def delete(client: Client, name: str, actor: str, *, key: bytes | None = None) -> int:
+    """End the train workflow and delete the Schedule; a running departure finishes. The
+    number of boarded cars dropped. The train goes first, so a refused request deletes
+    nothing."""
+    _, state = await describe(client, name)
+    dropped = 0
+    if not state.closed:  # else an earlier delete ended the train but not its Schedule
+        request = ControlRequest(actor=actor)
+        dropped = await _train_update(client, name, TrainWorkflow.close, request, "delete", key)
     await _handle(client, name).delete()
-    dropped: int = await _train_update(client, name, TrainWorkflow.close, ControlRequest(actor=actor))
     return dropped
 
 

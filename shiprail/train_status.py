@@ -59,6 +59,10 @@ class TrainState(BaseModel):
     audit: list[AuditEntry] = Field(default_factory=list)
     trigger_upto: datetime | None = None
     closed: bool = False
+    # Signed control (`spec.access`): nonces accepted within the freshness window, so a
+    # captured request cannot be sent twice; and how many requests were refused.
+    nonces: dict[str, datetime] = Field(default_factory=dict)
+    refusals: int = 0
 
 
 def render_departure(train: str, scheduled: datetime, zone: str, record: DepartureRecord) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,3 +35,22 @@ def run_cli(
     code = run()
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def signing_identity(tmp_path: Path, name: str) -> tuple[Path, bytes, str]:
+    """A new Ed25519 identity: its PEM file (for SHIPRAIL_SIGNING_KEY), its raw private key
+    and its base64 public key (for `spec.access.keys`)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+
+    key = Ed25519PrivateKey.generate()
+    path = tmp_path / f"{name}.pem"
+    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    return path, raw, public

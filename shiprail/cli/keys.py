@@ -1,8 +1,9 @@
 """`shiprail keys new IDENTITY`: a signing key for control requests, and its public half for plans.
 
 The private key is `$SHIPRAIL_SIGNING_KEY` (a PEM file), else `signing-ed25519.pem` in the
-user's config directory. Every `approve`, `pause`, `resume`, `abort` and `override` is signed
-with it when it exists; a rollout whose plan has `spec.access` refuses unsigned requests.
+user's config directory. Every `approve`, `pause`, `resume`, `abort` and `override`, and every
+train command that changes a train, is signed with it when it exists; a rollout or train with
+`spec.access` refuses unsigned requests.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from rich.table import Table
 from shiprail import train_client
 from shiprail.cli._console import out, print_json
 from shiprail.cli._signals import run
+from shiprail.cli.keys import signing_key
 from shiprail.cli.rollout import Address, AsJson, actor, connect_cli, ui_base
 from shiprail.errors import BadInput
 from shiprail.plan.loader import load_plan, load_train
@@ -39,7 +40,7 @@ def create(
     train = load_train(train_path)
 
     async def go() -> str:
-        return await train_client.create_train(await connect_cli(address), train, actor())
+        return await train_client.create_train(await connect_cli(address), train, actor(), key=signing_key())
 
     done = run(go())
     name = train.metadata.name
@@ -129,7 +130,7 @@ def board(
 
     async def go() -> train_client.Boarding:
         return await train_client.board(
-            await connect_cli(address), name, plan, list(depends_on or []), actor()
+            await connect_cli(address), name, plan, list(depends_on or []), actor(), key=signing_key()
         )
 
     boarding = run(go())
@@ -158,7 +159,9 @@ def unboard(
     """Take a car off the train before its departure's cut-off."""
 
     async def go() -> str:
-        return await train_client.unboard(await connect_cli(address), name, car, actor(), reason or "")
+        return await train_client.unboard(
+            await connect_cli(address), name, car, actor(), reason or "", key=signing_key()
+        )
 
     out.print(run(go()))
 
@@ -174,7 +177,7 @@ def pause(
         raise BadInput("`train pause` needs --reason: it is shown in `train show` and the web UI")
 
     async def go() -> None:
-        await train_client.pause(await connect_cli(address), name, reason, actor())
+        await train_client.pause(await connect_cli(address), name, reason, actor(), key=signing_key())
 
     run(go())
     out.print(f"paused train {name}: {reason}")
@@ -187,7 +190,7 @@ def resume(
     """Let a paused train depart again."""
 
     async def go() -> None:
-        await train_client.resume(await connect_cli(address), name, reason or "", actor())
+        await train_client.resume(await connect_cli(address), name, reason or "", actor(), key=signing_key())
 
     run(go())
     out.print(f"resumed train {name}")
@@ -219,7 +222,7 @@ def skip(
     async def go() -> list[datetime]:
         client = await connect_cli(address)
         departs = await train_client.departures_to_skip(client, name, day=day)
-        await train_client.skip(client, name, departs, reason, actor())
+        await train_client.skip(client, name, departs, reason, actor(), key=signing_key())
         return departs
 
     for moment in run(go()):
@@ -231,7 +234,7 @@ def trigger(name: TrainName, address: Address = None) -> None:
     """Depart now with the cars booked on the next departure, honouring `overlap`."""
 
     async def go() -> str:
-        return await train_client.trigger(await connect_cli(address), name, actor())
+        return await train_client.trigger(await connect_cli(address), name, actor(), key=signing_key())
 
     done = run(go())
     if done == "buffered":
@@ -247,7 +250,7 @@ def delete(name: TrainName, address: Address = None) -> None:
     """Delete the train's Schedule and its boarding; a running departure finishes."""
 
     async def go() -> int:
-        return await train_client.delete(await connect_cli(address), name, actor())
+        return await train_client.delete(await connect_cli(address), name, actor(), key=signing_key())
 
     dropped = run(go())
     out.print(f"deleted train {name} ({dropped} boarded car{'s' if dropped != 1 else ''} dropped)")

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from shiprail.plan.access import Access
 from shiprail.plan.durations import Duration
 from shiprail.plan.models import BudgetPolicy, DeployWindows, Metadata, _Model, check_zone
 from shiprail.plan.notify import NotifyTarget
@@ -87,6 +88,11 @@ class TrainSpec(_Model):
     windows: DeployWindows | None = None
     budget_policy: BudgetPolicy | None = None
     notify: list[NotifyTarget] = Field(default_factory=list, description="departures are announced here")
+    access: Access | None = Field(
+        None,
+        description="who may board, unboard, skip, trigger, pause, resume, update and delete (`operators`),"
+        " proven by signed requests",
+    )
 
     @field_validator("catchup_window")
     @classmethod

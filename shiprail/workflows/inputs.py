@@ -16,14 +16,18 @@ from shiprail.plan.models import BudgetPolicy, DeployWindows, RolloutPlan
 from shiprail.plan.train import ReleaseTrain
 
 
-class ControlRequest(BaseModel):
+class Signed(BaseModel):
+    """Who asks, and, for rollouts and trains with `spec.access`, the proof (shiprail.authz)."""
+
     actor: str
-    reason: str = ""
-    service: str | None = None
-    # Signed requests (plans with `spec.access`): see shiprail.authz.
     nonce: str = ""
     issued_at: datetime | None = None
     signature: str = ""
+
+
+class ControlRequest(Signed):
+    reason: str = ""
+    service: str | None = None
 
 
 class Refusal(BaseModel):
@@ -48,33 +52,28 @@ class RolloutInput(BaseModel):
     window_override: ControlRequest | None = None
 
 
-class BoardRequest(BaseModel):
+class BoardRequest(Signed):
     car: Car
-    actor: str
 
 
-class UnboardRequest(BaseModel):
+class UnboardRequest(Signed):
     car: str
-    actor: str
     reason: str = ""
 
 
-class SkipRequest(BaseModel):
+class SkipRequest(Signed):
     departs: datetime
-    actor: str
     reason: str
 
 
-class TriggerRequest(BaseModel):
+class TriggerRequest(Signed):
     """`train trigger`: the triggered departure also takes the cars booked up to `upto`."""
 
     upto: datetime | None
-    actor: str
 
 
-class ConfigureRequest(BaseModel):
+class ConfigureRequest(Signed):
     train: ReleaseTrain
-    actor: str
 
 
 class ClaimRequest(BaseModel):

@@ -2,7 +2,8 @@
 manifest. Boarding lives here and nowhere else, so it is as durable as Temporal itself.
 
 Every change is an update whose validator refuses what the boarding rules forbid before
-anything reaches history. Departures (started by the Schedule `train-<name>`) claim their
+anything reaches history, and, when the train names `spec.access`, what is not signed by
+one of its operators (shiprail.authz, as for rollouts). Departures (started by the Schedule `train-<name>`) claim their
 cars through `claim` and report each car's outcome back through `record`. The manifest of
 a departure is frozen at its cut-off: boarding and unboarding for it are refused after it.
 """
@@ -16,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from shiprail.authz import FRESHNESS, refusal
     from shiprail.plan.cars import Car, boarding_problem, take_for_departure, unboarding_problem
     from shiprail.status import AuditEntry
     from shiprail.train_status import DepartureRecord, SkipRecord, TrainState
@@ -25,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         ClaimRequest,
         ConfigureRequest,
         ControlRequest,
+        Refusal,
+        Signed,
         SkipRequest,
         TriggerRequest,
         UnboardRequest,
@@ -32,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
 
 _KEEP_DEPARTURES = 20
 _KEEP_AUDIT = 500
+_MAX_REFUSALS = 50  # listed in the audit; past it only counted, so nobody can flood it
 
 
 def train_workflow_id(name: str) -> str:
@@ -63,8 +68,60 @@ class TrainWorkflow:
         if self._state.closed:
             raise ApplicationError(f"train {self._state.train.metadata.name} has been deleted")
 
+    # ---- signed control --------------------------------------------------------------
+
+    def _authorize(self, action: str, request: Signed) -> None:
+        """Refuse what the train's `access` does not allow; deterministic, as for rollouts:
+        the keys are in the train's definition, the nonces seen in its state."""
+        self._refuse_if_closed()
+        access = self._state.train.spec.access
+        if access is None:
+            return
+        target = train_workflow_id(self._state.train.metadata.name)
+        why = refusal(access, target, action, request, workflow.now(), set(self._state.nonces), "train")
+        if why is not None:
+            raise ApplicationError(f"not authorized: {why}", type="NotAuthorized")
+
+    def _accepted(self, request: Signed) -> None:
+        if not request.nonce or request.issued_at is None:
+            return
+        # A nonce older than the freshness window is refused as stale anyway: forget it.
+        horizon = workflow.now() - 2 * FRESHNESS
+        self._state.nonces = {n: t for n, t in self._state.nonces.items() if t > horizon}
+        self._state.nonces[request.nonce] = request.issued_at
+
+    @workflow.signal
+    def refused(self, report: Refusal) -> None:
+        self._state.refusals += 1
+        if self._state.refusals <= _MAX_REFUSALS:
+            self._log(f"refused {report.action} by {report.actor}: {report.reason}", report.actor)
+        elif self._state.refusals == _MAX_REFUSALS + 1:
+            self._log(f"more than {_MAX_REFUSALS} refusals; further ones are counted, not listed", "train")
+
+    @workflow.update
+    def pause(self, request: ControlRequest) -> str:
+        """Recorded before the client pauses the Schedule, so a refusal stops it first."""
+        self._accepted(request)
+        self._log(f"paused{': ' + request.reason if request.reason else ''}", request.actor)
+        return "ok"
+
+    @pause.validator
+    def _validate_pause(self, request: ControlRequest) -> None:
+        self._authorize("pause", request)
+
+    @workflow.update
+    def resume(self, request: ControlRequest) -> str:
+        self._accepted(request)
+        self._log(f"resumed{': ' + request.reason if request.reason else ''}", request.actor)
+        return "ok"
+
+    @resume.validator
+    def _validate_resume(self, request: ControlRequest) -> None:
+        self._authorize("resume", request)
+
     @workflow.update
     def board(self, request: BoardRequest) -> Car:
+        self._accepted(request)
         car = request.car.model_copy(update={"boarded_at": workflow.now(), "boarded_by": request.actor})
         self._state.cars.append(car)
         self._log(f"boarded {car.car} on the departure at {car.departure.isoformat()}", request.actor)
@@ -72,7 +129,7 @@ class TrainWorkflow:
 
     @board.validator
     def _validate_board(self, request: BoardRequest) -> None:
-        self._refuse_if_closed()
+        self._authorize("board", request)
         cutoff = self._cutoff(request.car.departure)
         if workflow.now() >= cutoff:
             raise ApplicationError(
@@ -84,6 +141,7 @@ class TrainWorkflow:
 
     @workflow.update
     def unboard(self, request: UnboardRequest) -> str:
+        self._accepted(request)
         self._state.cars = [c for c in self._state.cars if c.car != request.car]
         reason = f": {request.reason}" if request.reason else ""
         self._log(f"unboarded {request.car}{reason}", request.actor)
@@ -91,7 +149,7 @@ class TrainWorkflow:
 
     @unboard.validator
     def _validate_unboard(self, request: UnboardRequest) -> None:
-        self._refuse_if_closed()
+        self._authorize("unboard", request)
         problem = unboarding_problem(request.car, self._state.cars)
         if problem:
             raise ApplicationError(problem)
@@ -134,16 +192,18 @@ class TrainWorkflow:
 
     @workflow.update
     def prepare_trigger(self, request: TriggerRequest) -> str:
+        self._accepted(request)
         self._state.trigger_upto = request.upto
         self._log("departure triggered by hand", request.actor)
         return "ok"
 
     @prepare_trigger.validator
     def _validate_trigger(self, request: TriggerRequest) -> None:
-        self._refuse_if_closed()
+        self._authorize("trigger", request)
 
     @workflow.update
     def note_skip(self, request: SkipRequest) -> str:
+        self._accepted(request)
         self._state.skips = [s for s in self._state.skips if s.departs != request.departs]
         self._state.skips.append(
             SkipRecord(departs=request.departs, reason=request.reason, actor=request.actor)
@@ -155,14 +215,25 @@ class TrainWorkflow:
         self._log(f"skips the departure at {request.departs.isoformat()}: {request.reason}", request.actor)
         return "ok"
 
+    @note_skip.validator
+    def _validate_skip(self, request: SkipRequest) -> None:
+        self._authorize("skip", request)
+
     @workflow.update
     def configure(self, request: ConfigureRequest) -> str:
+        self._accepted(request)
         self._state.train = request.train
         self._log("train definition updated", request.actor)
         return "ok"
 
+    @configure.validator
+    def _validate_configure(self, request: ConfigureRequest) -> None:
+        """Judged by the access in force, so nobody can lift it by updating the file."""
+        self._authorize("update", request)
+
     @workflow.update
     def close(self, request: ControlRequest) -> int:
+        self._accepted(request)
         self._state.closed = True
         dropped = len(self._state.cars)
         self._log(
@@ -170,6 +241,10 @@ class TrainWorkflow:
             request.actor,
         )
         return dropped
+
+    @close.validator
+    def _validate_close(self, request: ControlRequest) -> None:
+        self._authorize("delete", request)
 
     # ---- queries -------------------------------------------------------------------
 

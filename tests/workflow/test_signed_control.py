@@ -4,12 +4,9 @@ update validators, and the refusals are in the audit log."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from shiprail.authz import sign
@@ -20,18 +17,10 @@ from shiprail.errors import BadInput
 from shiprail.status import Phase
 from shiprail.workflows.inputs import ControlRequest
 from shiprail.workflows.rollout import RolloutWorkflow
+from tests.helpers import signing_identity
 from tests.workflow.helpers import make_plan, start, wait_status
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def _pem(tmp_path: Path, name: str) -> tuple[Path, bytes, str]:
-    key = Ed25519PrivateKey.generate()
-    path = tmp_path / f"{name}.pem"
-    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
-    return path, raw, public
 
 
 async def test_only_signed_approvers_approve_and_refusals_are_audited(
@@ -42,8 +31,8 @@ async def test_only_signed_approvers_approve_and_refusals_are_audited(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    alice_pem, alice, alice_public = _pem(tmp_path, "alice")
-    bob_pem, _bob, bob_public = _pem(tmp_path, "bob")
+    alice_pem, alice, alice_public = signing_identity(tmp_path, "alice")
+    bob_pem, _bob, bob_public = signing_identity(tmp_path, "bob")
     plan = make_plan(
         actuator.url,
         [{"name": "signed-a"}],
