@@ -1,4 +1,4 @@
-"""`make chaos`: `python -m tests.chaos [--rollouts 50] [--kills 20] [--restarts 3] [--seed 1]`."""
+"""`make chaos`: `python -m tests.chaos [--rollouts 50] [--kills 20] [--restarts 3] [--departures 3] [--seed 1]`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def main() -> int:
     parser.add_argument("--rollouts", type=int, default=50)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--restarts", type=int, default=3)
+    parser.add_argument("--departures", type=int, default=3, help="release trains of three cars departing")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="shiprail-chaos-") as tmp:
@@ -30,6 +31,7 @@ def main() -> int:
                     rollouts=args.rollouts,
                     kills=args.kills,
                     restarts=args.restarts,
+                    departures=args.departures,
                     seed=args.seed,
                 )
             )

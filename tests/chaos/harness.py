@@ -3,17 +3,21 @@
 `run` starts its own Temporal dev server (SQLite on disk, so it can be stopped and started
 again), two `shiprail worker` processes on one task queue, and the demo router. It starts
 `rollouts` rollouts of two dependent services each, drawn from a small pool so service
-locks contend; about a third carry a gate that fails at 50 % and must roll back. While they
-run it kills a random worker (SIGKILL, then a new one) `kills` times and stops and starts
-the server `restarts` times. Then it checks, from the router's own log and the workflows:
+locks contend; about a third carry a gate that fails at 50 % and must roll back. Beside them
+it departs `departures` release trains of three cars on the same pool (two succeed, one
+depending on the other; the third rolls back). While they run it kills a random worker
+(SIGKILL, then a new one) `kills` times and stops and starts the server `restarts` times.
+Then it checks, from the router's own log and the workflows:
 
-* every rollout reached a terminal phase within the deadline (else it is *lost*);
+* every rollout, train car and departure reached a terminal phase within the deadline
+  (else it is *lost*), and each departure recorded its cars' outcomes as they ended;
 * each ended as planned, and each service it touched ended where that says: at 100 % of the
   new version when it succeeded, exactly at its recorded starting exposure when it rolled
   back (else a *wrong end state*);
 * no idempotency key was applied twice (a *double apply*);
 * no service was driven by two rollouts at once (from the `rollout_id` of each change);
-* every rollout's history, and its lock workflows', replays against today's code.
+* every rollout's history, its lock workflows', and each departure's and train's, replays
+  against today's code.
 """
 
 from __future__ import annotations
@@ -34,12 +38,16 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from shiprail import train_client
 from shiprail.client import connect
 from shiprail.demo.actuator import ActuatorServer, Call
 from shiprail.devstack.ports import free_port
 from shiprail.devstack.temporal import TemporalDevServer
-from shiprail.plan import parse_plan
+from shiprail.plan import RolloutPlan, parse_plan
+from shiprail.plan.loader import parse_train
 from shiprail.status import Phase, RolloutStatus
+from shiprail.train_status import RUNNING, DepartureRecord
+from shiprail.workflows.train import train_workflow_id
 from tests.helpers import plan_document
 from tests.replay.history import fetch, replay
 from tests.workflow.helpers import start
@@ -57,6 +65,8 @@ class Report:
     double_applies: list[str] = field(default_factory=list)
     overlaps: list[str] = field(default_factory=list)
     replay_failures: list[str] = field(default_factory=list)
+    departures: int = 0
+    cars: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -64,7 +74,8 @@ class Report:
             f"rollouts {self.rollouts}, worker kills {self.kills}, server restarts {self.restarts},"
             f" lost {len(self.lost)}, wrong end states {len(self.wrong)},"
             f" double applies {len(self.double_applies)}, overlaps {len(self.overlaps)},"
-            f" replay failures {len(self.replay_failures)} ({self.seconds:.0f} s)"
+            f" replay failures {len(self.replay_failures)},"
+            f" train departures {self.departures} ({self.cars} cars) ({self.seconds:.0f} s)"
         )
 
     @property
@@ -115,37 +126,120 @@ class _Workers:
                 proc.wait()
 
 
+def _plan(
+    name: str, services: list[str], version: str, doomed: bool, prometheus_url: str, actuator_url: str
+) -> RolloutPlan:
+    """Services in a chain, each depending on the one before; a doomed plan's last service
+    carries the gate that fails at 50 %."""
+    entries: list[dict[str, Any]] = []
+    for index, service in enumerate(services):
+        last = index == len(services) - 1
+        entries.append(
+            {
+                "name": service,
+                "version": version,
+                "actuator": {"type": "http", "url": actuator_url},
+                **({"depends_on": [services[index - 1]]} if index else {}),
+                **({"gates": ["half"]} if doomed and last else {}),
+            }
+        )
+    document = plan_document(
+        actuator_url,
+        entries,
+        metadata={"name": name},
+        prometheus={"url": prometheus_url, "timeout": "5s"},
+        defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": []},
+        gates={"half": FAILS_AT_HALF},
+    )
+    return parse_plan(yaml.safe_dump(document))
+
+
 def _plans(
     count: int, pool: int, prometheus_url: str, actuator_url: str, rng: random.Random
-) -> list[tuple[_Planned, Any]]:
+) -> list[tuple[_Planned, RolloutPlan]]:
     out = []
     for i in range(count):
-        first, second = rng.sample([f"svc-{k}" for k in range(pool)], 2)
+        services = rng.sample([f"svc-{k}" for k in range(pool)], 2)
         doomed = rng.random() < 0.35
         version = f"2.{i}"
-        services: list[dict[str, Any]] = [
-            {"name": first, "version": version, "actuator": {"type": "http", "url": actuator_url}},
-            {
-                "name": second,
-                "version": version,
-                "depends_on": [first],
-                "actuator": {"type": "http", "url": actuator_url},
-                **({"gates": ["half"]} if doomed else {}),
-            },
-        ]
-        document = plan_document(
-            actuator_url,
-            services,
-            metadata={"name": f"chaos-{i}"},
-            prometheus={"url": prometheus_url, "timeout": "5s"},
-            defaults={"steps": [10, 50, 100], "bake": "1s", "interval": "1s", "gates": []},
-            gates={"half": FAILS_AT_HALF},
-        )
+        plan = _plan(f"chaos-{i}", services, version, doomed, prometheus_url, actuator_url)
         rollout_id = f"chaos-{i:03d}-{rng.getrandbits(24):06x}"
-        out.append(
-            (_Planned(rollout_id, [first, second], version, doomed), parse_plan(yaml.safe_dump(document)))
-        )
+        out.append((_Planned(rollout_id, services, version, doomed), plan))
     return out
+
+
+@dataclass
+class _Departure:
+    """A train triggered by hand with three cars: `first` (two services), `second`
+    (depending on `first`) and `doomed`, which rolls back while the others go on."""
+
+    train: str
+    cars: dict[str, _Planned]
+    handle: WorkflowHandle[Any, Any] | None = None
+    record: DepartureRecord | None = None
+
+
+async def _depart(
+    client: Client, index: int, pool: int, prometheus_url: str, actuator_url: str, rng: random.Random
+) -> _Departure:
+    name = f"chaos-train-{index}-{rng.getrandbits(24):06x}"
+    document = {
+        "apiVersion": "shiprail/v1",
+        "kind": "ReleaseTrain",
+        "metadata": {"name": name},
+        # A cadence that will not come round during the run: the departure is the trigger's.
+        "spec": {"schedule": {"cron": ["0 0 1 1 *"]}, "parallel": True, "on_failure": "continue"},
+    }
+    await train_client.create_train(client, parse_train(yaml.safe_dump(document)), "chaos")
+    services = rng.sample([f"svc-{k}" for k in range(pool)], 5)
+    layout = {"first": (services[:2], False, []), "second": (services[2:3], False, ["first"])}
+    layout["doomed"] = (services[3:], True, [])
+    cars: dict[str, _Planned] = {}
+    for car, (chain, doomed, after) in layout.items():
+        version = f"3.{index}"
+        plan = _plan(f"{name}-{car}", chain, version, doomed, prometheus_url, actuator_url)
+        await train_client.board(client, name, plan, [f"{name}-{a}" for a in after], "chaos")
+        cars[plan.metadata.name] = _Planned("", chain, version, doomed)
+    await train_client.trigger(client, name, "chaos")
+    return _Departure(name, cars)
+
+
+async def _wait_departed(client: Client, departure: _Departure, deadline: float) -> None:
+    """The departure's record once it has ended, then each car's rollout's result."""
+    while time.monotonic() < deadline and departure.record is None:
+        try:
+            state = await train_client.manifest(client, departure.train)
+            ended = [d for d in state.departures if d.outcome != RUNNING and d.cars]
+            departure.record = ended[0] if ended else None
+        except Exception:  # the server is restarting, or the train not yet answering
+            pass
+        if departure.record is None:
+            await asyncio.sleep(0.5)
+    if departure.record is None:
+        return
+    departure.handle = client.get_workflow_handle(departure.record.id)
+    for record in departure.record.cars:
+        planned = departure.cars[record.car]
+        if record.rollout_id:
+            planned.rollout_id = record.rollout_id
+            planned.handle = client.get_workflow_handle(record.rollout_id, result_type=RolloutStatus)
+            await _wait_terminal(client, planned, deadline)
+
+
+def _check_departure(report: Report, departure: _Departure) -> None:
+    """What the departure recorded of its cars matches how their rollouts ended."""
+    if departure.record is None:
+        report.lost.append(f"departure of train {departure.train}: not ended")
+        return
+    for record in departure.record.cars:
+        planned = departure.cars[record.car]
+        if planned.result is None:
+            report.lost.append(f"train {departure.train} car {record.car}: {record.phase}, no result")
+        elif record.phase != planned.result.phase.value:
+            report.wrong.append(
+                f"train {departure.train} car {record.car}: recorded {record.phase},"
+                f" its rollout ended {planned.result.phase.value}"
+            )
 
 
 async def _wait_terminal(client: Client, planned: _Planned, deadline: float) -> None:
@@ -295,6 +389,7 @@ async def run(
     rollouts: int,
     kills: int,
     restarts: int,
+    departures: int = 1,
     pool: int = 6,
     seed: int = 1,
 ) -> Report:
@@ -317,20 +412,37 @@ async def run(
         planned = _plans(rollouts, pool, prometheus_url, actuator.url, rng)
         for p, plan in planned:
             p.handle = await start(client, plan, p.rollout_id)
+        trains = [
+            await _depart(client, i, pool, prometheus_url, actuator.url, rng) for i in range(departures)
+        ]
+        report.departures, report.cars = len(trains), sum(len(t.cars) for t in trains)
         done = asyncio.Event()
         chaos = asyncio.create_task(_chaos(report, kills, restarts, workers, server, done, rng))
         # Each service's rollouts run one after another; a kill costs a bake its heartbeat
         # timeout (10 s) and a restart the server's start.
         deadline = time.monotonic() + 180 + 10 * rollouts
         tending = asyncio.create_task(_tend(workers, done))
-        await asyncio.gather(*(_wait_terminal(client, p, deadline) for p, _ in planned))
+        await asyncio.gather(
+            *(_wait_terminal(client, p, deadline) for p, _ in planned),
+            *(_wait_departed(client, t, deadline) for t in trains),
+        )
         done.set()
         await tending
         await chaos
         report.lost = [await _where_stuck(p) for p, _ in planned if p.result is None]
-        _check_router(report, [p for p, _ in planned], actuator.store.puts())
+        for train in trains:
+            _check_departure(report, train)
+        everything = [p for p, _ in planned] + [c for t in trains for c in t.cars.values() if c.handle]
+        _check_router(report, everything, actuator.store.puts())
+        for train in trains:
+            ended = [train.handle] if train.handle else []
+            for handle in [*ended, client.get_workflow_handle(train_workflow_id(train.train))]:
+                try:
+                    await replay([await handle.fetch_history()])
+                except Exception as exc:  # any divergence, whatever the SDK calls it
+                    report.replay_failures.append(f"{handle.id}: {type(exc).__name__}: {exc}")
         seen: set[str] = set()
-        for p, _ in planned:
+        for p in everything:
             if p.result is None or p.handle is None:
                 continue
             histories = [
