@@ -56,7 +56,7 @@ bench: venv system
 
 # Many rollouts while workers are SIGKILLed and the dev server restarts (a small run is in `make test`).
 chaos: venv system
-	$(BIN)/python -m tests.chaos --rollouts $(or $(ROLLOUTS),50) --kills $(or $(KILLS),20) --restarts $(or $(RESTARTS),3)
+	$(BIN)/python -m tests.chaos --rollouts $(or $(ROLLOUTS),50) --kills $(or $(KILLS),20) --restarts $(or $(RESTARTS),3) --departures $(or $(DEPARTURES),3)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
