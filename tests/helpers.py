@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shiprail.cli import run
+from shiprail.gates.base import GateContext
 
 
 def plan_document(
@@ -54,3 +56,24 @@ def signing_identity(tmp_path: Path, name: str) -> tuple[Path, bytes, str]:
     raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     return path, raw, public
+
+
+def gate_context(
+    seconds: float,
+    *,
+    bake: float = 300,
+    interval: float = 10,
+    service: str = "payments",
+    start: datetime = datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+) -> GateContext:
+    """A canary at 10 % of version 2 over 1, `seconds` into a step that began at `start`."""
+    return GateContext(
+        service=service,
+        version="2",
+        stable_version="1",
+        weight=10,
+        step_start=start,
+        now=start + timedelta(seconds=seconds),
+        bake=timedelta(seconds=bake),
+        interval=timedelta(seconds=interval),
+    )

@@ -10,7 +10,7 @@ and a real regression is still caught, also when it starts midway.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from shiprail.gates import Verdict, judge
 from shiprail.gates.base import GateContext, QueryResult
 from shiprail.plan.models import Gate
+from tests.helpers import gate_context
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 INTERVAL = 10  # seconds between looks
@@ -40,16 +41,7 @@ def wilson_upper(failures: int, n: int, z: float = 1.96) -> float:
 
 
 def _ctx(look: int) -> GateContext:
-    return GateContext(
-        service="svc",
-        version="2",
-        stable_version="1",
-        weight=10,
-        step_start=START,
-        now=START + timedelta(seconds=INTERVAL * look),
-        bake=timedelta(seconds=INTERVAL * LOOKS),
-        interval=timedelta(seconds=INTERVAL),
-    )
+    return gate_context(INTERVAL * look, bake=INTERVAL * LOOKS, interval=INTERVAL, service="svc", start=START)
 
 
 def _wobble(rng: np.random.Generator, cv: float, size: int) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -10,12 +9,12 @@ from rich.console import Console
 
 from shiprail.cli._render import status_table
 from shiprail.gates import Verdict, judge
-from shiprail.gates.base import GateContext, QueryResult
+from shiprail.gates.base import QueryResult
 from shiprail.gates.dryrun import DryRunRow
 from shiprail.plan.models import Gate
 from shiprail.status import GateStatus, Phase, RolloutStatus, ServiceStatus, render_details
+from tests.helpers import gate_context
 
-START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ERRORS: Gate = TypeAdapter(Gate).validate_python(
     {"type": "compare", "bad": "e", "total": "t", "interval": "10s"}
 )
@@ -30,25 +29,12 @@ def _look(seconds: int, canary_bad: float, canary: float) -> dict[str, QueryResu
     }
 
 
-def _ctx(seconds: int) -> GateContext:
-    return GateContext(
-        service="payments",
-        version="2",
-        stable_version="1",
-        weight=10,
-        step_start=START,
-        now=START + timedelta(seconds=seconds),
-        bake=timedelta(minutes=5),
-        interval=timedelta(seconds=10),
-    )
-
-
 def _verdict_of_a_bad_canary_seen_briefly() -> Any:
     # 12 % of the canary's requests fail against 1 % of the baseline's, but after 25
     # requests the test has not yet rejected: it must not read as healthy.
     memory: dict[str, Any] = {}
-    judge("errors", ERRORS, _ctx(10), _look(10, 1, 8), memory)
-    return judge("errors", ERRORS, _ctx(20), _look(20, 3, 25), memory)
+    judge("errors", ERRORS, gate_context(10), _look(10, 1, 8), memory)
+    return judge("errors", ERRORS, gate_context(20), _look(20, 3, 25), memory)
 
 
 def test_an_undecided_sequential_gate_passes_but_is_pending() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Worker
 
 from shiprail import visibility
@@ -620,17 +620,26 @@ async def test_rollouts_sharing_a_service_never_overlap(
     assert not [c for c in actuator.store.calls if c.service == "y" and c.time < shared[2].time]
 
 
-async def test_lock_released_when_holder_is_terminated(
-    client: Client, actuator: ActuatorServer, rollout_id: str
-) -> None:
+async def _holder_and_waiter(
+    client: Client, actuator: ActuatorServer, rollout_id: str, bake: str
+) -> tuple[WorkflowHandle[Any, RolloutStatus], WorkflowHandle[Any, RolloutStatus]]:
+    """A rollout holding the lock of `shared` through a long bake, and a second one waiting
+    for it."""
     seed(actuator, "shared")
     plan = make_plan(
-        actuator.url, [{"name": "shared"}], defaults={"steps": [10, 100], "bake": "30s", "interval": "1s"}
+        actuator.url, [{"name": "shared"}], defaults={"steps": [10, 100], "bake": bake, "interval": "1s"}
     )
     holder = await start(client, plan, rollout_id + "-1")
     await wait_status(holder, lambda s: s.phase is Phase.RUNNING, what="holder running")
     waiter = await start(client, make_plan(actuator.url, [{"name": "shared"}]), rollout_id + "-2")
     await wait_status(waiter, lambda s: s.lock_holder is not None, what="waiter pending")
+    return holder, waiter
+
+
+async def test_lock_released_when_holder_is_terminated(
+    client: Client, actuator: ActuatorServer, rollout_id: str
+) -> None:
+    holder, waiter = await _holder_and_waiter(client, actuator, rollout_id, "30s")
     await holder.terminate("test")
     assert (await waiter.result()).phase is Phase.SUCCEEDED
 
@@ -640,14 +649,7 @@ async def test_waiter_takes_a_lock_as_soon_as_it_is_free(
 ) -> None:
     """A released lock is taken within a second or two, not at the waiter's next poll: with
     back-off polling (1, 2, 4, 8 s) a release 8 s into the wait was noticed 7 s late."""
-    seed(actuator, "shared")
-    plan = make_plan(
-        actuator.url, [{"name": "shared"}], defaults={"steps": [10, 100], "bake": "60s", "interval": "1s"}
-    )
-    holder = await start(client, plan, rollout_id + "-1")
-    await wait_status(holder, lambda s: s.phase is Phase.RUNNING, what="holder running")
-    waiter = await start(client, make_plan(actuator.url, [{"name": "shared"}]), rollout_id + "-2")
-    await wait_status(waiter, lambda s: s.lock_holder is not None, what="waiter pending")
+    holder, waiter = await _holder_and_waiter(client, actuator, rollout_id, "60s")
     await asyncio.sleep(8)  # the scenario: the holder keeps the lock a while
     released = time.time()
     await holder.terminate("test")
