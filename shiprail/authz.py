@@ -66,6 +66,8 @@ def refusal(
     `target`, or None when it may."""
     role = ROLE.get(action, "operators")
     source = "plan" if what == "rollout" else "file"
+    if not getattr(access, role):
+        return None  # a role nobody is named for is open (DESIGN §2)
     if not request.signature or not request.nonce or request.issued_at is None:
         return f"{action} must be signed: this {what}'s {source} names its {role} (set SHIPRAIL_SIGNING_KEY)"
     if not access.holds(request.actor, role):

@@ -11,19 +11,47 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import platformdirs
 import typer
 
 from shiprail.cli._console import out
 from shiprail.errors import BadInput
+from shiprail.plan.models import RolloutPlan
+from shiprail.plan.train import ReleaseTrain
 
 app = typer.Typer(help="Signing keys for control requests (plans' `spec.access`).", no_args_is_help=True)
 
 
 def _default_path() -> Path:
     return Path(platformdirs.user_config_dir("shiprail")) / "signing-ed25519.pem"
+
+
+D = TypeVar("D", RolloutPlan, ReleaseTrain)
+
+
+def with_keyring(document: D, source: str) -> D:
+    """The plan or train about to start, with `$SHIPRAIL_KEYRING`'s keys and groups merged
+    into its access; refused when someone it names could never sign (no key, no group)."""
+    from shiprail.plan.access import Access
+    from shiprail.plan.loader import load_keyring
+
+    if document.spec.access_rules() is None:
+        return document
+    given = os.environ.get("SHIPRAIL_KEYRING")
+    if given:
+        keyring = load_keyring(given)
+        access = (document.spec.access or Access()).with_keyring(keyring)
+        document = document.model_copy(update={"spec": document.spec.model_copy(update={"access": access})})
+    rules = document.spec.access_rules()
+    problems = rules.unresolved() if rules is not None else []
+    if problems:
+        where = f"{source} and {given}" if given else f"{source} (no $SHIPRAIL_KEYRING set)"
+        raise BadInput(
+            f"{where}: spec.{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
+    return document
 
 
 def signing_key() -> bytes | None:

@@ -161,7 +161,9 @@ def start(
     address: Address = None,
 ) -> None:
     """Start a rollout; print its id and web-UI link."""
-    plan = load_plan(plan_path)
+    from shiprail.cli.keys import with_keyring
+
+    plan = with_keyring(load_plan(plan_path), str(plan_path))
     rid = rollout_id or f"{plan.metadata.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     if override_window and not reason:
         raise BadInput("--override-window needs --reason: the override is recorded in the audit log")

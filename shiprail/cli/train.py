@@ -13,7 +13,7 @@ from rich.table import Table
 from shiprail import train_client
 from shiprail.cli._console import out, print_json
 from shiprail.cli._signals import run
-from shiprail.cli.keys import signing_key
+from shiprail.cli.keys import signing_key, with_keyring
 from shiprail.cli.rollout import Address, AsJson, actor, connect_cli, ui_base
 from shiprail.errors import BadInput
 from shiprail.plan.loader import load_plan, load_train
@@ -37,7 +37,7 @@ def create(
     address: Address = None,
 ) -> None:
     """Create the train's Schedule (`train-<name>`), or update it to match the file."""
-    train = load_train(train_path)
+    train = with_keyring(load_train(train_path), str(train_path))
 
     async def go() -> str:
         return await train_client.create_train(await connect_cli(address), train, actor(), key=signing_key())
@@ -126,7 +126,7 @@ def board(
     address: Address = None,
 ) -> None:
     """Board a plan on the next departure whose cut-off has not passed."""
-    plan = load_plan(plan_path)
+    plan = with_keyring(load_plan(plan_path), str(plan_path))
 
     async def go() -> train_client.Boarding:
         return await train_client.board(

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shiprail.plan.access import Keyring
 from shiprail.plan.actuators import ACTUATOR_TYPES
 from shiprail.plan.checks import Problem, cross_check
 from shiprail.plan.located import (
@@ -111,7 +112,7 @@ def _allowed_fields(loc: Loc, model: type[BaseModel]) -> list[str]:
     return list(node.get("properties", {}))
 
 
-_KINDS = {"RolloutPlan": "a rollout plan", "ReleaseTrain": "a release train"}
+_KINDS = {"RolloutPlan": "a rollout plan", "ReleaseTrain": "a release train", "Keyring": "a keyring"}
 
 
 def _kind_problem(raw: Any, kind: str) -> str | None:
@@ -212,6 +213,11 @@ def load_plan(path: str | Path) -> RolloutPlan:
 def load_train(path: str | Path) -> ReleaseTrain:
     """Read and validate a release train file; raise PlanError on any problem."""
     return parse_train(read_source(path), str(path))
+
+
+def load_keyring(path: str | Path) -> Keyring:
+    """Read and validate a keyring file; raise PlanError on any problem."""
+    return _parse(read_source(path), str(path), Keyring, lambda raw: [])
 
 
 def load_document(path: str | Path) -> RolloutPlan | ReleaseTrain:

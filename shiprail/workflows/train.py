@@ -2,8 +2,8 @@
 manifest. Boarding lives here and nowhere else, so it is as durable as Temporal itself.
 
 Every change is an update whose validator refuses what the boarding rules forbid before
-anything reaches history, and, when the train names `spec.access`, what is not signed by
-one of its operators (shiprail.authz, as for rollouts). Departures (started by the Schedule `train-<name>`) claim their
+anything reaches history, and, when the train names operators, what is not signed by one
+of them (shiprail.authz, as for rollouts). Departures (started by the Schedule `train-<name>`) claim their
 cars through `claim` and report each car's outcome back through `record`. The manifest of
 a departure is frozen at its cut-off: boarding and unboarding for it are refused after it.
 """
@@ -74,7 +74,7 @@ class TrainWorkflow:
         """Refuse what the train's `access` does not allow; deterministic, as for rollouts:
         the keys are in the train's definition, the nonces seen in its state."""
         self._refuse_if_closed()
-        access = self._state.train.spec.access
+        access = self._state.train.spec.access_rules()
         if access is None:
             return
         target = train_workflow_id(self._state.train.metadata.name)

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from pydantic import ValidationError
 
 from shiprail.authz import refusal, sign
-from shiprail.plan.access import Access
+from shiprail.plan.access import Access, Keyring, with_roles
 from shiprail.workflows.inputs import ControlRequest
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -85,13 +85,52 @@ def test_stale_and_replayed_requests_are_refused() -> None:
 @pytest.mark.parametrize(
     ("access", "message"),
     [
-        ({"approvers": ["carol"], "keys": {}}, "'carol' has no key"),
-        ({"approvers": ["group:ops"], "keys": {}}, "group:ops names no group"),
         ({"operators": ["a"], "keys": {"a": "bm90IDMyIGJ5dGVz"}}, "32 bytes"),
-        ({"keys": {}}, "neither approvers nor operators"),
-        ({"operators": ["group:g"], "groups": {"g": ["x"]}, "keys": {}}, "'x' has no key"),
+        ({"operators": ["a"], "keys": {"a": "not base64!"}}, "not base64"),
     ],
 )
-def test_an_access_block_that_cannot_work_is_refused(access: dict[str, object], message: str) -> None:
+def test_a_key_that_is_not_a_key_is_refused(access: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Access.model_validate(access)
+
+
+@pytest.mark.parametrize(
+    ("access", "message"),
+    [
+        ({"approvers": ["carol"]}, "approvers: 'carol' has no public key"),
+        ({"approvers": ["group:ops"]}, "approvers: group:ops names no group"),
+        ({"operators": ["group:g"], "groups": {"g": ["x"]}}, "groups.g: 'x' has no public key"),
+    ],
+)
+def test_someone_who_could_never_sign_is_found_before_a_start(
+    access: dict[str, object], message: str
+) -> None:
+    """Keys may come from a keyring, so a plan file naming people without keys is valid;
+    what is still missing once the keyring is merged is refused at start (`with_keyring`)."""
+    problems = Access.model_validate(access).unresolved()
+    assert problems and message in problems[0], problems
+
+
+def test_naming_nobody_is_refused() -> None:
+    with pytest.raises(ValueError, match="neither approvers nor operators"):
+        with_roles(Access(keys={"alice": ALICE[1]}), [], [])
+    assert with_roles(None, [], []) is None
+
+
+def test_a_role_nobody_is_named_for_stays_open() -> None:
+    """DESIGN §2: `approvers` empty = anyone with access may approve."""
+    operators_only = Access(operators=["bob"], keys={"bob": BOB[1]})
+    assert refusal(operators_only, "r1", "approve", ControlRequest(actor="anyone"), NOW, set()) is None
+    assert "must be signed" in str(
+        refusal(operators_only, "r1", "abort", ControlRequest(actor="bob"), NOW, set())
+    )
+
+
+def test_the_keyring_supplies_keys_and_groups_the_plan_does_not() -> None:
+    keyring = Keyring(keys={"alice": ALICE[1], "bob": MALLORY[1]}, groups={"release": ["alice"]})
+    merged = Access(approvers=["group:release"], operators=["bob"], keys={"bob": BOB[1]}).with_keyring(
+        keyring
+    )
+    assert merged.unresolved() == []
+    assert merged.keys == {"alice": ALICE[1], "bob": BOB[1]}  # the plan's own key wins
+    assert refusal(merged, "r1", "approve", _signed("alice", ALICE[0]), NOW, set()) is None

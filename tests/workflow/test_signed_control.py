@@ -37,11 +37,10 @@ async def test_only_signed_approvers_approve_and_refusals_are_audited(
         actuator.url,
         [{"name": "signed-a"}],
         defaults={"steps": [10, 100], "bake": "1s", "interval": "1s", "approval": "before_first_step"},
-        access={
-            "approvers": ["alice"],
-            "operators": ["bob"],
-            "keys": {"alice": alice_public, "bob": bob_public},
-        },
+        # The roles as DESIGN §2 writes them, the keys under `access`.
+        approvers=["alice"],
+        operators=["bob"],
+        access={"keys": {"alice": alice_public, "bob": bob_public}},
     )
     actuator.store.add("signed-a", "1.0")
     handle = await start(client, plan, rollout_id)

@@ -39,12 +39,8 @@ async def test_only_the_trains_operators_change_it_and_refusals_are_audited(
     _, bob, bob_public = signing_identity(tmp_path, "bob")
     alice_pem, alice, alice_public = signing_identity(tmp_path, "alice")
     name = unique("guarded")
-    access: dict[str, Any] = {
-        "operators": ["bob"],
-        "approvers": ["alice"],
-        "keys": {"bob": bob_public, "alice": alice_public},
-    }
-    train = train_of(name, schedule={"every": "1h"}, access=access)
+    access: dict[str, Any] = {"keys": {"bob": bob_public, "alice": alice_public}}
+    train = train_of(name, schedule={"every": "1h"}, operators=["bob"], access=access)
     assert await train_client.create_train(client, train, "bob", key=bob) == "created"
     schedule = client.get_schedule_handle(train_client.schedule_id(name))
     handle = client.get_workflow_handle(train_workflow_id(name))

@@ -22,7 +22,7 @@ class HumanControl(RolloutState):
     def _authorize(self, action: str, request: ControlRequest) -> None:
         """Refuse what the plan's `access` does not allow. Deterministic: the keys are in the
         plan, the time is the workflow's, the nonces seen are in its state."""
-        access = self._plan.spec.access
+        access = self._plan.spec.access_rules()
         if access is None:
             return
         why = refusal(access, self._id, action, request, workflow.now(), self._nonces)
