@@ -72,13 +72,8 @@ def _flag_problems(raw: dict[str, Any], services: list[tuple[int, dict[str, Any]
                 f"bucket_key {key!r} differs from {first_key[1]!r} of services[{first_key[0]}]: every flag of"
                 " one rollout must bucket by the same key, or a percentage picks different users in each service",
             )
-        where = (
-            actuator.get("type"),
-            actuator.get("path"),
-            actuator.get("url"),
-            actuator.get("flag"),
-            actuator.get("feature"),
-        )
+        # repr: a malformed field may hold a list or a mapping, which cannot be a key.
+        where = tuple(repr(actuator.get(f)) for f in ("type", "path", "url", "flag", "feature"))
         if where in flags:
             yield Problem(
                 ("spec", "services", i, "actuator"),
@@ -198,7 +193,7 @@ def _lockstep_problems(spec: dict[str, Any], services: list[tuple[int, dict[str,
     if find_cycle(graph):
         return
     default_steps = _dict(spec.get("defaults")).get("steps", [1, 5, 25, 50, 100])
-    by_name = {s.get("name"): (i, s) for i, s in services}
+    by_name = {s["name"]: (i, s) for i, s in services if isinstance(s.get("name"), str)}
     for wave in compute_waves(graph):
         steps = {name: by_name[name][1].get("steps", default_steps) for name in wave}
         first = wave[0]

@@ -122,7 +122,7 @@ def _kind_problem(raw: Any, kind: str) -> str | None:
     if not isinstance(raw, dict):
         return f"not {noun}: expected a mapping with apiVersion, kind, metadata and spec"
     found, api = raw.get("kind"), raw.get("apiVersion")
-    if found in _KINDS and found != kind:
+    if isinstance(found, str) and found in _KINDS and found != kind:
         return f"this is {_KINDS[found]} (kind: {found}), not {noun}"
     if found != kind or api != API_VERSION:
         return (

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -160,3 +161,35 @@ def test_tens_of_thousands_of_services_are_refused_within_seconds() -> None:
     code, err = check(text)
     assert time.monotonic() - began < 10
     assert code == 2 and ("limit" in err or "at most" in err or "too large" in err), err[:500]
+
+
+def _example(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((Path(__file__).parents[2] / "examples" / name).read_text())
+    return document
+
+
+def _kind_is_a_mapping() -> dict[str, Any]:
+    document = _example("single-service.yaml")
+    document["kind"] = {"RolloutPlan": 1}
+    return document
+
+
+def _flag_is_a_mapping() -> dict[str, Any]:
+    document = _example("flagd-plan.yaml")
+    for service in document["spec"]["services"]:
+        service["actuator"]["flag"] = {"a": 1}
+    return document
+
+
+def _lockstep_name_is_a_mapping() -> dict[str, Any]:
+    document = _example("diamond-lockstep.yaml")
+    document["spec"]["services"][0]["name"] = {"x": 1}
+    return document
+
+
+@pytest.mark.parametrize("build", [_kind_is_a_mapping, _flag_is_a_mapping, _lockstep_name_is_a_mapping])
+def test_a_mapping_where_a_name_belongs_is_reported(build: Any) -> None:
+    """Found by the mutations above: each ended in "internal error: unhashable type: 'dict'"."""
+    code, err = check(yaml.safe_dump(build()))
+    assert code == 2, err
+    _assert_answered(code, err)
