@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import sys
 import tempfile
 import time
@@ -44,13 +45,16 @@ def check(text: str | bytes) -> tuple[int, str]:
         path = Path(folder) / "plan.yaml"
         path.write_bytes(text.encode() if isinstance(text, str) else text)
         err, out = io.StringIO(), io.StringIO()
-        argv = sys.argv
+        argv, on_term = sys.argv, signal.getsignal(signal.SIGTERM)
         sys.argv = ["shiprail", "plan", "check", str(path)]
         try:
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
                 code = run()
         finally:
+            # `run` makes SIGTERM stop the command like Ctrl-C (exit 130); this process is
+            # the test runner's, whose own handling must stay as it was.
             sys.argv = argv
+            signal.signal(signal.SIGTERM, on_term)
     return code, err.getvalue()
 
 
