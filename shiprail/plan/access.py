@@ -19,7 +19,7 @@ import base64
 import binascii
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 GROUP = "group:"
 
@@ -111,3 +111,25 @@ def with_roles(access: Access | None, approvers: list[str], operators: list[str]
     if not merged.approvers and not merged.operators:
         raise ValueError("access names neither approvers nor operators")
     return merged
+
+
+class Roles(BaseModel):
+    """The fields plans and trains name their people with (DESIGN §2)."""
+
+    approvers: list[str] = Field(
+        default_factory=list, description="who may approve (identities or group:NAME); empty = anyone"
+    )
+    operators: list[str] = Field(
+        default_factory=list,
+        description="who may pause, resume, abort and override a rollout, and change a train; empty = anyone",
+    )
+    access: Access | None = Field(None, description="roles, groups and the public keys that prove them")
+
+    @model_validator(mode="after")
+    def _roles_name_someone(self) -> Roles:
+        with_roles(self.access, self.approvers, self.operators)
+        return self
+
+    def access_rules(self) -> Access | None:
+        """Who may do what: the roles named here and under `access`, with its keys."""
+        return with_roles(self.access, self.approvers, self.operators)

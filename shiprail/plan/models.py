@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from shiprail.plan.access import Access, with_roles
+from shiprail.plan.access import Roles
 from shiprail.plan.actuators import FLAG_PLATFORMS, Actuator
 from shiprail.plan.durations import Duration
 from shiprail.plan.holidays import check_holidays
@@ -396,7 +396,7 @@ class Service(_Model):
         return value
 
 
-class Spec(_Model):
+class Spec(_Model, Roles):  # approvers, operators, access
     prometheus: PrometheusRef | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     gates: dict[str, Gate] = Field(default_factory=dict)
@@ -406,25 +406,9 @@ class Spec(_Model):
     lockstep: bool = False
     max_parallel: int = Field(0, ge=0)
     notify: list[NotifyTarget] = Field(default_factory=list, description="where phase changes, failures go")
-    approvers: list[str] = Field(
-        default_factory=list, description="who may approve (identities or group:NAME); empty = anyone"
-    )
-    operators: list[str] = Field(
-        default_factory=list, description="who may pause, resume, abort and override; empty = anyone"
-    )
-    access: Access | None = Field(None, description="roles, groups and the public keys that prove them")
     # One rollout's history holds about eight events a service-step: past a thousand
     # services it would outgrow Temporal's 51,200-event limit within a few steps.
     services: list[Service] = Field(min_length=1, max_length=MAX_SERVICES)
-
-    @model_validator(mode="after")
-    def _roles_name_someone(self) -> Spec:
-        with_roles(self.access, self.approvers, self.operators)
-        return self
-
-    def access_rules(self) -> Access | None:
-        """Who may do what: the roles named here and under `access`, with its keys."""
-        return with_roles(self.access, self.approvers, self.operators)
 
 
 class RolloutPlan(_Model):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from shiprail.plan.access import Access, with_roles
+from shiprail.plan.access import Roles
 from shiprail.plan.durations import Duration
 from shiprail.plan.models import BudgetPolicy, DeployWindows, Metadata, _Model, check_zone
 from shiprail.plan.notify import NotifyTarget
@@ -76,7 +76,7 @@ class TrainSchedule(_Model):
         return self
 
 
-class TrainSpec(_Model):
+class TrainSpec(_Model, Roles):  # operators (and approvers, unused), access
     schedule: TrainSchedule
     cutoff: Duration = Field(timedelta(0), description="boarding for a departure closes this long before it")
     overlap: Literal["skip", "buffer_one"] = "skip"
@@ -88,14 +88,6 @@ class TrainSpec(_Model):
     windows: DeployWindows | None = None
     budget_policy: BudgetPolicy | None = None
     notify: list[NotifyTarget] = Field(default_factory=list, description="departures are announced here")
-    operators: list[str] = Field(
-        default_factory=list,
-        description="who may board, unboard, skip, trigger, pause, resume, update and delete; empty = anyone",
-    )
-    approvers: list[str] = Field(
-        default_factory=list, description="accepted for symmetry with plans; a train has nothing to approve"
-    )
-    access: Access | None = Field(None, description="roles, groups and the public keys that prove them")
 
     @field_validator("catchup_window")
     @classmethod
@@ -103,15 +95,6 @@ class TrainSpec(_Model):
         if value < MIN_CATCHUP:
             raise ValueError("catchup_window must be at least 10s (Temporal's minimum)")
         return value
-
-    @model_validator(mode="after")
-    def _roles_name_someone(self) -> TrainSpec:
-        with_roles(self.access, self.approvers, self.operators)
-        return self
-
-    def access_rules(self) -> Access | None:
-        """Who may do what: the roles named here and under `access`, with its keys."""
-        return with_roles(self.access, self.approvers, self.operators)
 
     @model_validator(mode="after")
     def _cutoff_within_cadence(self) -> TrainSpec:

@@ -98,12 +98,15 @@ class TrainWorkflow:
         elif self._state.refusals == _MAX_REFUSALS + 1:
             self._log(f"more than {_MAX_REFUSALS} refusals; further ones are counted, not listed", "train")
 
+    def _noted(self, what: str, request: ControlRequest) -> str:
+        self._accepted(request)
+        self._log(f"{what}{': ' + request.reason if request.reason else ''}", request.actor)
+        return "ok"
+
     @workflow.update
     def pause(self, request: ControlRequest) -> str:
         """Recorded before the client pauses the Schedule, so a refusal stops it first."""
-        self._accepted(request)
-        self._log(f"paused{': ' + request.reason if request.reason else ''}", request.actor)
-        return "ok"
+        return self._noted("paused", request)
 
     @pause.validator
     def _validate_pause(self, request: ControlRequest) -> None:
@@ -111,9 +114,7 @@ class TrainWorkflow:
 
     @workflow.update
     def resume(self, request: ControlRequest) -> str:
-        self._accepted(request)
-        self._log(f"resumed{': ' + request.reason if request.reason else ''}", request.actor)
-        return "ok"
+        return self._noted("resumed", request)
 
     @resume.validator
     def _validate_resume(self, request: ControlRequest) -> None:
