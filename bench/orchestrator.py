@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -369,6 +369,12 @@ async def _departure(
     scheduled time to the first actuation, the departure's history, its outcome)."""
     from shiprail import train_client
 
+    description, state = await train_client.describe(stack.client, train)
+    closes = description.info.next_action_times[0] - state.train.spec.cutoff
+    left = (closes - datetime.now(UTC)).total_seconds()
+    if left < 3:
+        # Board at the start of a boarding window, so the cars cannot straddle its cut-off.
+        await asyncio.sleep(max(left, 0) + 0.2)
     departs = None
     for n in range(cars):
         name = f"{tag}-{n:02d}"

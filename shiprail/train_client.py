@@ -188,6 +188,8 @@ async def _train_update(
         return await handle.execute_update(update, request)
     except WorkflowUpdateFailedError as exc:
         message = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+        if getattr(exc.cause, "type", None) == "BoardingClosed":
+            raise _BoardingClosed(message) from None
         if getattr(exc.cause, "type", None) == "NotAuthorized":
             report = Refusal(
                 action=action, actor=request.actor, reason=message.removeprefix("not authorized: ")
@@ -199,6 +201,10 @@ async def _train_update(
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise _no_train(name) from None
         raise
+
+
+class _BoardingClosed(BadInput):
+    """The cut-off passed between choosing a departure and the train's judging it."""
 
 
 @dataclass(frozen=True)
@@ -227,9 +233,13 @@ async def board(
     for departs in upcoming:
         if departs - cutoff > now:
             car = Car(car=plan.metadata.name, plan=plan, depends_on=depends_on, departure=departs)
-            boarded: Car = await _train_update(
-                client, name, TrainWorkflow.board, BoardRequest(car=car, actor=actor), "board", key
-            )
+            request = BoardRequest(car=car, actor=actor)
+            try:
+                boarded: Car = await _train_update(client, name, TrainWorkflow.board, request, "board", key)
+            except _BoardingClosed:
+                # It closed while the request was on its way: the car takes the next one.
+                missed = missed or departs
+                continue
             return Boarding(car=boarded, cutoff=departs - cutoff, missed=missed, zone=state.train.zone)
         missed = missed or departs
     raise BadInput(

@@ -134,7 +134,8 @@ class TrainWorkflow:
         cutoff = self._cutoff(request.car.departure)
         if workflow.now() >= cutoff:
             raise ApplicationError(
-                f"boarding for the departure at {request.car.departure.isoformat()} closed at {cutoff.isoformat()}"
+                f"boarding for the departure at {request.car.departure.isoformat()} closed at {cutoff.isoformat()}",
+                type="BoardingClosed",
             )
         problem = boarding_problem(request.car, self._state.cars)
         if problem:
