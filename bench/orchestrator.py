@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -369,9 +369,7 @@ async def _departure(
     scheduled time to the first actuation, the departure's history, its outcome)."""
     from shiprail import train_client
 
-    description, state = await train_client.describe(stack.client, train)
-    closes = description.info.next_action_times[0] - state.train.spec.cutoff
-    left = (closes - datetime.now(UTC)).total_seconds()
+    left = await train_client.boarding_closes_in(stack.client, train)
     if left < 3:
         # Board at the start of a boarding window, so the cars cannot straddle its cut-off.
         await asyncio.sleep(max(left, 0) + 0.2)

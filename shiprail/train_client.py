@@ -248,6 +248,16 @@ async def board(
     )
 
 
+async def boarding_closes_in(client: Client, name: str) -> float:
+    """Seconds until boarding for the next departure closes (negative when none is open)."""
+    description, state = await describe(client, name)
+    upcoming = description.info.next_action_times
+    if not upcoming:
+        return -1.0
+    closes = upcoming[0].astimezone(UTC) - state.train.spec.cutoff
+    return (closes - datetime.now(UTC)).total_seconds()
+
+
 async def unboard(
     client: Client, name: str, car: str, actor: str, reason: str, *, key: bytes | None = None
 ) -> str:
