@@ -48,6 +48,7 @@ from shiprail.workflows.inputs import (
     ConfigureRequest,
     ControlRequest,
     DepartureInput,
+    PauseRequest,
     Refusal,
     Signed,
     SkipRequest,
@@ -272,15 +273,15 @@ def _handle(client: Client, name: str) -> ScheduleHandle:
 
 async def pause(client: Client, name: str, reason: str, actor: str, *, key: bytes | None = None) -> None:
     await describe(client, name)
-    request = ControlRequest(actor=actor, reason=reason)
-    await _train_update(client, name, TrainWorkflow.pause, request, "pause", key)
+    request = PauseRequest(actor=actor, reason=reason, paused=True)
+    await _train_update(client, name, TrainWorkflow.set_paused, request, request.action, key)
     await _handle(client, name).pause(note=f"paused by {actor}: {reason}")
 
 
 async def resume(client: Client, name: str, reason: str, actor: str, *, key: bytes | None = None) -> None:
     await describe(client, name)
-    request = ControlRequest(actor=actor, reason=reason)
-    await _train_update(client, name, TrainWorkflow.resume, request, "resume", key)
+    request = PauseRequest(actor=actor, reason=reason, paused=False)
+    await _train_update(client, name, TrainWorkflow.set_paused, request, request.action, key)
     await _handle(client, name).unpause(note=f"resumed by {actor}{': ' + reason if reason else ''}")
 
 

@@ -76,6 +76,17 @@ class ConfigureRequest(Signed):
     train: ReleaseTrain
 
 
+class PauseRequest(Signed):
+    """`train pause` (paused) or `train resume`; signed as that action."""
+
+    paused: bool
+    reason: str = ""
+
+    @property
+    def action(self) -> str:
+        return "pause" if self.paused else "resume"
+
+
 class ClaimRequest(BaseModel):
     train: str
     departure_id: str

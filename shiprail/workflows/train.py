@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimRequest,
         ConfigureRequest,
         ControlRequest,
+        PauseRequest,
         Refusal,
         Signed,
         SkipRequest,
@@ -98,27 +99,18 @@ class TrainWorkflow:
         elif self._state.refusals == _MAX_REFUSALS + 1:
             self._log(f"more than {_MAX_REFUSALS} refusals; further ones are counted, not listed", "train")
 
-    def _noted(self, what: str, request: ControlRequest) -> str:
+    @workflow.update
+    def set_paused(self, request: PauseRequest) -> str:
+        """`train pause` and `resume`, recorded before the client changes the Schedule, so a
+        refusal stops them first."""
         self._accepted(request)
+        what = "paused" if request.paused else "resumed"
         self._log(f"{what}{': ' + request.reason if request.reason else ''}", request.actor)
         return "ok"
 
-    @workflow.update
-    def pause(self, request: ControlRequest) -> str:
-        """Recorded before the client pauses the Schedule, so a refusal stops it first."""
-        return self._noted("paused", request)
-
-    @pause.validator
-    def _validate_pause(self, request: ControlRequest) -> None:
-        self._authorize("pause", request)
-
-    @workflow.update
-    def resume(self, request: ControlRequest) -> str:
-        return self._noted("resumed", request)
-
-    @resume.validator
-    def _validate_resume(self, request: ControlRequest) -> None:
-        self._authorize("resume", request)
+    @set_paused.validator
+    def _validate_set_paused(self, request: PauseRequest) -> None:
+        self._authorize(request.action, request)
 
     @workflow.update
     def board(self, request: BoardRequest) -> Car:
