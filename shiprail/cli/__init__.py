@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from shiprail.cli import plan as plan_cmd
 from shiprail.cli._console import err
-from shiprail.cli._signals import stop_on_sigterm
+from shiprail.cli._signals import dump_stacks_on_sigusr1, stop_on_sigterm
 from shiprail.errors import ExitCode, ShiprailError
 from shiprail.plan import PlanError
 
@@ -49,6 +49,7 @@ def run() -> int:
     """Run the command line; return its exit code (for callers that must not exit)."""
     _register_commands()
     stop_on_sigterm()
+    dump_stacks_on_sigusr1()
     try:
         app()
     except SystemExit as done:  # typer ends every command, and every usage error, this way

@@ -4,6 +4,8 @@ what they started instead of orphaning it or hanging."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import faulthandler
 import signal
 import threading
 from collections.abc import Coroutine
@@ -13,10 +15,26 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
 def stop_on_sigterm() -> None:
-    """Outside an event loop, SIGTERM runs whatever handles SIGINT at that moment."""
+    """Outside an event loop, SIGTERM runs whatever handles SIGINT at that moment.
+
+    A blocked signal mask survives fork and exec, and a parent that forks while it has
+    SIGINT or SIGTERM blocked hands the command a mask in which neither arrives: only
+    SIGKILL would stop it, orphaning what it started. So both are unblocked here.
+    """
     if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
         signal.signal(signal.SIGTERM, _as_ctrl_c)
+
+
+def dump_stacks_on_sigusr1() -> None:
+    """`kill -USR1` prints every thread's stack to stderr: where a stuck command is waiting."""
+    # Embedded (tests, a caller's own process), stderr may not be a file: then no dump.
+    with contextlib.suppress(AttributeError, ValueError, OSError, RuntimeError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
 
 
 def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:

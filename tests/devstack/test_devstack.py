@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -65,8 +66,7 @@ class _Dev:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "COLUMNS": "200"},
-                # What a script's `shiprail dev &` inherits: SIGINT ignored.
-                preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
+                preexec_fn=_as_a_background_job if sigint_ignored else None,
             )
 
     def wait_ready(self) -> None:
@@ -75,7 +75,21 @@ class _Dev:
 
     def interrupt(self, sig: signal.Signals = signal.SIGINT) -> int:
         self.process.send_signal(sig)
-        return self.process.wait(timeout=30)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # `dev` prints where every thread waits
+            _until(lambda: "thread 0x" in self.log.read_text().lower(), 10, "a stack dump")
+            raise AssertionError(
+                f"dev still running 30 s after {sig.name}:\n{self.log.read_text()}"
+            ) from None
+
+
+def _as_a_background_job() -> None:
+    """What `shiprail dev &` inherits from a script: SIGINT ignored; and from a parent that
+    forked while it had them blocked, SIGINT and SIGTERM blocked."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 @pytest.fixture
@@ -96,8 +110,18 @@ def dev(tmp_path: Path) -> Iterator[Callable[..., _Dev]]:
             # would orphan the dev server it started.
             try:
                 running.interrupt(signal.SIGTERM)
-            except subprocess.TimeoutExpired:
-                running.process.kill()
+            except AssertionError:
+                _kill_with_children(running.process)
+
+
+def _kill_with_children(process: subprocess.Popen[bytes]) -> None:
+    """A `dev` that would not stop: kill it and the process groups of what it started."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    for pid in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGKILL)
+    process.kill()
+    process.wait()
 
 
 def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c_or_sigterm(
@@ -143,7 +167,8 @@ def test_dev_serves_temporal_ui_and_worker_and_stops_cleanly_on_ctrl_c_or_sigter
 
 def test_dev_started_as_a_scripts_background_job_stops_on_sigterm(dev: Callable[..., _Dev]) -> None:
     # asyncio turns only a default-handled SIGINT into a cancellation; SIGTERM must not
-    # depend on it, or the worker's shutdown can wedge and orphan the dev server.
+    # depend on it, or the worker's shutdown can wedge and orphan the dev server. Nor on
+    # the signal mask it was handed, or only SIGKILL would stop it.
     background = dev(sigint_ignored=True)
     assert background.interrupt(signal.SIGTERM) == 0, background.log.read_text()
     assert "stopping" in background.log.read_text() and "Traceback" not in background.log.read_text()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -16,10 +16,26 @@ from shiprail.cli._signals import _as_ctrl_c, run, stop_on_sigterm
 
 @pytest.fixture
 def sigterm_as_ctrl_c() -> Iterator[None]:
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # what a command starts with
     stop_on_sigterm()
     yield
-    signal.signal(signal.SIGTERM, before)
+    signal.signal(signal.SIGTERM, before[0])
+    signal.signal(signal.SIGINT, before[1])
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _sigterm() -> None:
+    """`kill` this process, delivered to the main thread.
+
+    A process-directed signal may be taken by any thread that does not block it (the test
+    runner's own, a worker's); Python then runs the handler only when the main thread next
+    wakes, which inside a sleeping event loop without a wakeup fd is after the sleep.
+    """
+    main = threading.main_thread().ident
+    assert main is not None
+    signal.pthread_kill(main, signal.SIGTERM)
 
 
 @pytest.fixture
@@ -36,7 +52,7 @@ def _unwinding_after_sigterm(runner: Callable[[Coroutine[Any, Any, None]], None]
 
     async def command() -> None:
         try:
-            os.kill(os.getpid(), signal.SIGTERM)
+            _sigterm()
             await asyncio.sleep(30)
         except asyncio.CancelledError:
             unwound.append("cancelled")
@@ -57,7 +73,7 @@ def test_sigterm_inside_asyncio_cancels_the_main_task_like_ctrl_c() -> None:
 @pytest.mark.usefixtures("sigterm_as_ctrl_c")
 def test_sigterm_outside_asyncio_interrupts_like_ctrl_c() -> None:
     with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGTERM)
+        _sigterm()
         time.sleep(5)  # interrupted at once by the handler
         raise AssertionError("SIGTERM did not interrupt")
 
@@ -65,7 +81,7 @@ def test_sigterm_outside_asyncio_interrupts_like_ctrl_c() -> None:
 @pytest.mark.usefixtures("sigterm_as_ctrl_c", "sigint_ignored")
 def test_sigterm_stops_even_when_sigint_is_ignored() -> None:
     with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGTERM)
+        _sigterm()
         time.sleep(5)
         raise AssertionError("SIGTERM did not interrupt")
 
@@ -82,10 +98,23 @@ def test_sigterm_cancels_a_commands_main_task_even_when_sigint_is_ignored() -> N
 def test_a_command_that_absorbs_the_cancellation_returns_its_result() -> None:
     async def command() -> str:
         try:
-            os.kill(os.getpid(), signal.SIGTERM)
+            _sigterm()
             await asyncio.sleep(30)
         except asyncio.CancelledError:
             return "stopped cleanly"
         return "not stopped"
 
     assert run(command()) == "stopped cleanly"
+
+
+@pytest.mark.usefixtures("sigterm_as_ctrl_c")
+def test_a_parent_that_blocks_sigint_and_sigterm_cannot_make_a_command_unstoppable() -> None:
+    # A blocked mask survives fork and exec; left blocked, only SIGKILL would stop `dev`,
+    # orphaning the dev server it started.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    stop_on_sigterm()
+    assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    with pytest.raises(KeyboardInterrupt):
+        _sigterm()
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not interrupt")
