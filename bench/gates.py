@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
@@ -357,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"  {scenario.name}: {scenario.repetitions} runs ({done:,} of {total:,}),"
                 f" {time.monotonic() - started:.0f}s",
+                file=sys.stderr,  # progress: `> report.md` keeps only the report
                 flush=True,
             )
     names = [x.name for x in STRATEGIES]

@@ -211,5 +211,6 @@ def test_the_oracle_needs_less_time_with_more_traffic_and_never_decides_a_good_r
 
 def test_a_random_cell_run_prints_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
     gates_main(["--random-cells", "3", "--seed", "2", "--repetitions", "2", "--jobs", "1"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "Cells won–lost against each other" in out and "shiprail" in out
+    assert "r000-good: 2 runs (2 of 6)" in err and "of 6)" not in out  # progress apart from the report
