@@ -48,10 +48,11 @@ def dev(
             _run_worker(
                 server.address,
                 ready=lambda: out.print(f"Worker on task queue '{TASK_QUEUE}'. Press Ctrl-C to stop."),
+                stopping=lambda: out.print("stopping… (the worker first finishes its shutdown)"),
             )
         )
     except KeyboardInterrupt:
-        out.print("stopping…")
+        out.print("stopping the dev server…")
     finally:
         server.stop()
         if codec:
@@ -84,7 +85,10 @@ def worker(
     try:
         run(
             _run_worker(
-                address, task_queue, ready=lambda: out.print(f"worker polling task queue '{task_queue}'")
+                address,
+                task_queue,
+                ready=lambda: out.print(f"worker polling task queue '{task_queue}'"),
+                stopping=lambda: out.print("stopping the worker…"),
             )
         )
     except KeyboardInterrupt:
@@ -92,14 +96,24 @@ def worker(
 
 
 async def _run_worker(
-    address: str | None, task_queue: str = TASK_QUEUE, *, ready: Callable[[], None] = lambda: None
+    address: str | None,
+    task_queue: str = TASK_QUEUE,
+    *,
+    ready: Callable[[], None] = lambda: None,
+    stopping: Callable[[], None] = lambda: None,
 ) -> None:
+    """Poll until cancelled. `stopping` is said at once: the worker's shutdown waits for its
+    activities and long polls, and a silent pause after Ctrl-C reads as a hang."""
     from shiprail.worker import running_worker
 
     client = await connect(address)
     async with running_worker(client, task_queue=task_queue):
         ready()
-        await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopping()
+            raise
 
 
 def register(app: typer.Typer) -> None:
