@@ -66,7 +66,7 @@ class _Dev:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "COLUMNS": "200"},
-                preexec_fn=_as_a_background_job if sigint_ignored else None,
+                preexec_fn=_as_a_background_job if sigint_ignored else _as_a_terminal_job,
             )
 
     def wait_ready(self) -> None:
@@ -78,10 +78,12 @@ class _Dev:
         try:
             return self.process.wait(timeout=_STOP_WITHIN)
         except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+            masks = "\n".join(line for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
             self.process.send_signal(signal.SIGUSR1)  # `dev` prints where every thread waits
             _until(lambda: "thread 0x" in self.log.read_text().lower(), 10, "a stack dump")
             raise AssertionError(
-                f"dev still running {_STOP_WITHIN} s after {sig.name}:\n{self.log.read_text()}"
+                f"dev still running {_STOP_WITHIN} s after {sig.name}:\n{masks}\n{self.log.read_text()}"
             ) from None
 
 
@@ -89,6 +91,12 @@ class _Dev:
 # stop took over 30 s with `dev` idle in its event loop (a poll still open), so the bound
 # is generous; a stop that never ends still fails.
 _STOP_WITHIN = 90
+
+
+def _as_a_terminal_job() -> None:
+    """What `shiprail dev` in a terminal starts with, whatever the test runner's own state."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _as_a_background_job() -> None:
