@@ -231,7 +231,6 @@ def _judge_histogram(
         prior_strength=gate.prior_strength,
         planned_looks=_planned_looks(gate, ctx),
         alpha=alpha,
-        with_t=True,
     )
     p, requests = weighing.p_value, _requests(c_total, b_total)
     le = weighing.strongest

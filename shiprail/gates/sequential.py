@@ -18,11 +18,6 @@ Three things make the test keep its promise on real traffic:
   Ville's bound still holds (e-detectors, Shin, Ramdas & Rinaldo 2023). Older restarts are
   thinned dyadically, so memory grows with the logarithm of the looks;
 * **running maximum**: the p-value is 1 / the largest mixture seen at any look.
-
-With `with_t` (the histogram form), each key also gets a mixture t-test on its per-interval
-differences of shares (`stats.log_t_mixture`), which learns the noise's scale from the data
-where the dispersion factor can only bound it: shocks common to both arms inflate that bound
-and slow the count test most. The two e-values are averaged, which is an e-process again.
 """
 
 from __future__ import annotations
@@ -31,15 +26,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shiprail.gates.stats import dispersion, log_e_values, log_t_mixture, observe_interval
+from shiprail.gates.stats import dispersion, log_e_values, observe_interval
 
 DISPERSION_ASSURANCE = 0.95
 START_WEIGHT = 0.5
-# The t-test's prior on the per-interval effect size, in units of its own spread.
-T_SCALE = 1.0
-# An interval enters the t-test only when each arm expects this many requests on either
-# side of the key's bound: below that a difference of shares is too far from normal.
-T_MIN_EXPECTED = 5.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,6 @@ def weigh(
     prior_strength: float,
     planned_looks: int,
     alpha: float,
-    with_t: bool = False,
 ) -> Weighing:
     """One look: fold the interval since the last look into the dispersion estimates, weigh
     the evidence of every retained test, and keep what the next look needs in `memory`."""
@@ -117,17 +106,11 @@ def weigh(
         observe_interval(state, *key.counts(step_c, step_b))
         phis[name] = dispersion(state, DISPERSION_ASSURANCE)
     memory["last"] = [list(reading.canary), list(reading.baseline)]
-    tests: dict[str, Any] = memory.setdefault("t", {})
-    if with_t:
-        for name, key in reading.keys.items():
-            _observe_difference(
-                tests.setdefault(name, {}), *key.counts(step_c, step_b), step_c[-1], step_b[-1]
-            )
 
     marks: list[list[Any]] = memory.setdefault("marks", [])
     origins = [(0, [0.0] * width, [0.0] * len(reading.baseline), START_WEIGHT)]
     planned = max(planned_looks, 1)
-    origins += [(m[0], m[1], m[2], (1 - START_WEIGHT) / planned) for m in marks]
+    origins += [(m, c, b, (1 - START_WEIGHT) / planned) for m, c, b in marks]
     names = list(reading.keys)
     if not names:
         return Weighing(0.0, _running_p(memory, 0.0), None, phis)
@@ -153,65 +136,14 @@ def weigh(
     # keeps each test below its own e-process, so the bound still holds.
     e = np.where(worse, np.exp(np.minimum(log_e, 700.0)), 0.0)
     weights = np.array([w for *_, w in origins])
-    if with_t:
-        e = 0.5 * e + 0.5 * _t_evidence(tests, names, [m[3] if len(m) > 3 else {} for m in marks])
     mixture = float(weights @ e.mean(axis=1))
     evidence = weights @ e
     strongest = names[int(np.argmax(evidence))] if float(evidence.max()) > 0 else None
 
     if look <= planned:
-        snapshot = {n: list(tests[n]["sums"]) for n in names if n in tests and "sums" in tests[n]}
-        marks.append([look, list(reading.canary), list(reading.baseline), snapshot])
+        marks.append([look, list(reading.canary), list(reading.baseline)])
     memory["marks"] = [m for m in marks if _kept(int(m[0]), look)]
     return Weighing(mixture, _running_p(memory, mixture), strongest, phis)
-
-
-def _observe_difference(state: dict[str, Any], c: float, b: float, n_c: float, n_b: float) -> None:
-    """Fold one interval's difference of shares into the t-test of one key.
-
-    The difference is standardized by its binomial spread plus the wobble between intervals
-    seen so far, both from data before this interval, so the standardization is fixed in
-    advance of what it scales and the t-test only has to learn one common scale.
-    """
-    pooled = state.setdefault("pooled", [0.0, 0.0])
-    if n_c <= 0 or n_b <= 0:
-        return
-    share = pooled[0] / pooled[1] if pooled[1] > 0 else None
-    pooled[0] += c + b
-    pooled[1] += n_c + n_b
-    if share is None or share <= 0.0 or share >= 1.0:
-        return
-    least = min(share, 1 - share)
-    if n_c * least < T_MIN_EXPECTED or n_b * least < T_MIN_EXPECTED:
-        return
-    x = min(c / n_c, 1.0) - min(b / n_b, 1.0)
-    v = share * (1 - share) * (1 / n_c + 1 / n_b)
-    wobble = state.setdefault("wobble", [0.0, 0])
-    extra = max(wobble[0] / wobble[1], 0.0) if wobble[1] else 0.0
-    z = x / math.sqrt(v + extra)
-    sums = state.setdefault("sums", [0.0, 0.0, 0.0])
-    sums[0] += 1
-    sums[1] += z
-    sums[2] += z * z
-    before = state.get("before")
-    if before is not None:
-        # E[(xᵢ − xᵢ₋₁)²] = vᵢ + vᵢ₋₁ + 2w² for an interval-to-interval wobble w² of D.
-        wobble[0] += ((x - before[0]) ** 2 - v - before[1]) / 2
-        wobble[1] += 1
-    state["before"] = [x, v]
-
-
-def _t_evidence(tests: dict[str, Any], names: list[str], snapshots: list[dict[str, list[float]]]) -> Any:
-    """The t-tests' e-values, rows origins (the step's start, then each retained look) and
-    columns keys, from each key's sums since the origin."""
-    import numpy as np
-
-    now = np.array([tests.get(n, {}).get("sums", [0.0, 0.0, 0.0]) for n in names], dtype=float)
-    rows = [np.zeros_like(now)]
-    rows += [np.array([snap.get(n, [0.0, 0.0, 0.0]) for n in names], dtype=float) for snap in snapshots]
-    since = now[None, :, :] - np.stack(rows)
-    log_e = log_t_mixture(since[..., 0], since[..., 1], since[..., 2], T_SCALE)
-    return np.where(np.isfinite(log_e), np.exp(np.minimum(log_e, 700.0)), 0.0)
 
 
 def _running_p(memory: dict[str, Any], e_now: float) -> float:

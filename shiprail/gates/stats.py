@@ -266,35 +266,3 @@ def interpolate_survival(low: float, high: float, s_low: float, s_high: float, x
         return s_high
     t = (math.log(x) - math.log(low)) / (math.log(high) - math.log(low))
     return math.exp(math.log(s_low) + t * (math.log(s_high) - math.log(s_low)))
-
-
-# ---- the mixture t-test on per-interval differences -----------------------------------------
-
-
-def log_t_mixture(n: Any, total: Any, squares: Any, scale: float) -> Any:
-    """log of the one-sample t-test's Bayes factor for mean > 0 over n standardized values
-    with unknown common variance, from their sum and sum of squares.
-
-    The effect size μ/σ has a normal prior of sd `scale` and σ the right-Haar prior 1/σ, so
-    the factor depends on the data through the t statistic only (Rouder et al. 2009, eq. 1
-    with g fixed) and is an e-process under μ = 0 for any σ (Pérez-Ortiz, Lardy, de Heide &
-    Grünwald 2024, "E-statistics, group invariance and anytime-valid testing"). Where the
-    mean is not above 0 it counts for nothing (−inf), which keeps it under that e-process
-    and makes it one for μ ≤ 0 as well. Needs n ≥ 2.
-    """
-    import numpy as np
-
-    n, total, squares = np.broadcast_arrays(
-        np.asarray(n, dtype=float), np.asarray(total, dtype=float), np.asarray(squares, dtype=float)
-    )
-    result = np.full(n.shape, -np.inf)
-    ok = (n >= 2) & (total > 0)
-    if not ok.any():
-        return result
-    m, s1, s2 = n[ok], total[ok], squares[ok]
-    nu = m - 1
-    spread = np.maximum(s2 - s1 * s1 / m, 1e-300)
-    t2 = (s1 * s1 / m) / (spread / nu)
-    g = 1 + m * scale * scale
-    result[ok] = -0.5 * np.log(g) + (nu + 1) / 2 * (np.log1p(t2 / nu) - np.log1p(t2 / (nu * g)))
-    return result

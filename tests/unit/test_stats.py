@@ -10,7 +10,6 @@ import pytest
 
 from shiprail.gates.stats import (
     e_value,
-    log_t_mixture,
     one_sided_log_bayes_factor,
     poisson_log_bayes_factor,
     spent_alpha,
@@ -120,56 +119,3 @@ def test_dispersion_is_about_one_for_binomial_counts_and_grows_with_noise() -> N
         observe_interval(noisy, c, n - c)
     assert dispersion(quiet, 0.95) < 3  # of a ceiling of Σn²/Σn ≈ 366
     assert dispersion(noisy, 0.95) > 10
-
-
-# ---- the mixture t-test on per-interval differences -----------------------------------------
-
-
-def _sums(x: np.ndarray) -> tuple[Any, Any, Any]:
-    """Running n, Σx and Σx² along the last axis."""
-    steps = np.arange(1, x.shape[-1] + 1) * np.ones_like(x)
-    return steps, np.cumsum(x, axis=-1), np.cumsum(x * x, axis=-1)
-
-
-def test_the_t_mixture_is_the_bayes_factor_it_claims() -> None:
-    # Integrate both marginal likelihoods numerically: effect size δ ~ N(0, scale²) and the
-    # right-Haar 1/σ on the spread (as u = log σ, so dσ/σ = du; its constant cancels).
-    from scipy import integrate
-
-    x, scale = np.array([0.5, 1.2, -0.3, 0.8, 1.5, 0.1]), 0.7
-
-    def likelihood(delta: float, u: float) -> float:
-        sigma = math.exp(u)
-        return float(np.prod(np.exp(-0.5 * ((x - delta * sigma) / sigma) ** 2) / sigma))
-
-    prior = lambda delta: math.exp(-0.5 * (delta / scale) ** 2) / (scale * math.sqrt(2 * math.pi))  # noqa: E731
-    alternative, _ = integrate.dblquad(lambda u, d: likelihood(d, u) * prior(d), -8, 8, -6, 4)
-    null, _ = integrate.quad(lambda u: likelihood(0.0, u), -6, 4)
-    got = log_t_mixture(len(x), x.sum(), (x * x).sum(), scale)
-    assert got == pytest.approx(math.log(alternative / null), abs=1e-6)
-
-
-def test_the_t_mixture_depends_on_the_t_statistic_only() -> None:
-    x = np.array([0.4, 1.1, -0.2, 0.9])
-    assert log_t_mixture(4, x.sum(), (x * x).sum(), 1.0) == pytest.approx(
-        log_t_mixture(4, 1e4 * x.sum(), 1e8 * (x * x).sum(), 1.0)
-    )
-    assert log_t_mixture(4, -x.sum(), (x * x).sum(), 1.0) == -math.inf  # evidence for worse only
-    assert log_t_mixture(1, 1.0, 1.0, 1.0) == -math.inf  # no spread from one value
-
-
-@pytest.mark.parametrize("sigma", [1e-3, 1.0, 1e3])
-def test_the_t_mixture_is_anytime_valid_whatever_the_spread(sigma: float) -> None:
-    # Ville: a null path ever reaching 1/α happens at most α of the time, checked at every step.
-    alpha, paths, steps = 0.05, 4000, 80
-    x = sigma * np.random.default_rng(23).standard_normal((paths, steps))
-    crossed = (log_t_mixture(*_sums(x), 1.0) >= math.log(1 / alpha)).any(axis=1).mean()
-    assert crossed <= alpha
-    assert crossed > 0  # the test is not vacuous: it does spend its error budget
-
-
-def test_the_t_mixture_finds_a_mean_half_its_spread_within_twice_the_fixed_horizon() -> None:
-    # A fixed-horizon t-test at α = 1 %, 99 % power needs n ≈ ((2.33 + 2.33) / 0.5)² ≈ 87.
-    x = 0.5 + np.random.default_rng(7).standard_normal((2000, 175))
-    found = (log_t_mixture(*_sums(x), 1.0) >= math.log(100)).any(axis=1).mean()
-    assert found > 0.99
