@@ -140,7 +140,8 @@ def _judge_counts(
         alpha=alpha,
     )
     p = weighing.p_value
-    c_rate, b_rate = c_bad / c_total, b_bad / b_total
+    # Each counter's `increase` is extrapolated on its own, so bad can round past total.
+    c_rate, b_rate = min(c_bad / c_total, 1.0), min(b_bad / b_total, 1.0)
     ratio = c_rate / b_rate if b_rate > 0 else (float("inf") if c_rate > 0 else 1.0)
     evidence = {
         "canary_errors": c_bad,

@@ -29,6 +29,12 @@ def _failed_gates(status: RolloutStatus) -> dict[str, list[str]]:
     return {s.name: [g.name for g in s.gates if g.status == "fail"] for s in status.services if s.gates}
 
 
+async def _gate_story(handle: WorkflowHandle[Any, Any]) -> str:
+    """Every gate verdict the rollout recorded, for a failure message that says why."""
+    audit = await handle.query(RolloutWorkflow.audit)
+    return "\n".join(e.message for e in audit if e.kind in ("gate", "phase"))
+
+
 def _assert_routers_restored(rig: FleetRig) -> None:
     assert rig.fleet.exposures() == rig.start, "a router did not end where it started"
 
@@ -59,7 +65,7 @@ async def test_bad_release_is_caught_by_its_gate_and_rolled_back(
     rig = fleet_rig(scenario)
     handle = await start(client, rig.plan, rollout_id)
     status = await finished(handle)
-    assert status.phase is Phase.ROLLED_BACK, status.reason
+    assert status.phase is Phase.ROLLED_BACK, await _gate_story(handle)
     failed = _failed_gates(status)
     culprits = {service for service, gates in failed.items() if gates}
     assert culprits and culprits <= set(expected.caught_on), status.reason
@@ -86,8 +92,9 @@ async def test_a_histogram_compare_gate_catches_a_slow_canary_during_a_rollout(
     text = text.replace(one_bound, every_bound).replace(gates, "    gates: [errors, slow, error-ratio]\n")
     rig = fleet_rig("slow-inventory", plan_text=text)
     assert rig.plan.spec.gates["slow"].histogram is not None  # type: ignore[union-attr]
-    status = await finished(await start(client, rig.plan, rollout_id))
-    assert status.phase is Phase.ROLLED_BACK, status.reason
+    handle = await start(client, rig.plan, rollout_id)
+    status = await finished(handle)
+    assert status.phase is Phase.ROLLED_BACK, await _gate_story(handle)
     assert {s: g for s, g in _failed_gates(status).items() if g} == {"inventory": ["slow"]}, status.reason
     slow = next(g for s in status.services if s.name == "inventory" for g in s.gates if g.name == "slow")
     assert re.search(

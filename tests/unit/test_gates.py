@@ -221,6 +221,18 @@ class TestCompareCounts:
         }
         assert looks(fast, same).status is Verdict.PASS
 
+    def test_a_rate_never_reads_past_100_percent(self) -> None:
+        """Each counter's `increase` is extrapolated on its own: total − good rounds past total."""
+        fast = gate(type="compare", good="g", total="t")
+        every_one_slow = {
+            "canary_good": V(0),
+            "canary_total": V(18.6),
+            "baseline_good": V(160),
+            "baseline_total": V(160),
+        }
+        verdict = looks(fast, every_one_slow)
+        assert "rate 100% vs baseline 0%" in verdict.reason, verdict.reason
+
     @pytest.mark.parametrize(
         "spec",
         [
