@@ -15,13 +15,14 @@ import hmac
 import json
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from shiprail.codec import CodecError, Keyring, open_payload, seal
+from shiprail.http_server import HttpServer
 
 _MAX_BODY = 8 * 1024 * 1024
 
@@ -99,7 +100,7 @@ class CodecServer:
         origins: set[str],
         token: str | None,
     ) -> None:
-        self._httpd = ThreadingHTTPServer((host, port), _handler(keyring, origins, token))
+        self._httpd = HttpServer((host, port), _handler(keyring, origins, token))
         self.url = f"http://{host}:{self._httpd.server_address[1]}"
 
     def serve_forever(self) -> None:

@@ -13,11 +13,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from shiprail.errors import Unreachable
+from shiprail.http_server import HttpServer
 from shiprail.status import Exposure
 
 
@@ -151,7 +152,7 @@ class ActuatorServer:
         # Requests lacking these headers get 401, as a real deploy API would answer them.
         self.required_headers = required_headers or {}
         try:
-            self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+            self._server = HttpServer(("127.0.0.1", port), self._handler())
         except OSError as exc:
             raise Unreachable(
                 f"cannot listen on 127.0.0.1:{port} for the router API: {exc.strerror}"

@@ -13,13 +13,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shiprail.demo.scenarios import BASELINE, Behaviour
+from shiprail.http_server import HttpServer
 from shiprail.status import Exposure
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5)
@@ -57,7 +58,7 @@ class DemoService:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = HttpServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
