@@ -192,15 +192,27 @@ def observe_interval(state: dict[str, Any], canary: float, baseline: float) -> N
     for lag in LAGS:
         if len(recent) >= lag:
             before_share, before_n = recent[-lag]
-            # Under a request the share is not a proportion of anything; and each squared
-            # difference is weighted by its binomial variance, or a few intervals with a
-            # handful of requests would outweigh all the busy ones.
+            # Under a request the share is not a proportion of anything.
             if n < 1 or before_n < 1:
                 continue
+            # Each squared difference is scaled by the binomial variance at the pair's own
+            # pooled share, which makes it the 2×2 table's Pearson χ², and by (N − 1)/N,
+            # which makes that exactly 1 on average given the table's margins (E. S.
+            # Pearson's N − 1 χ²), whatever the share and however few the requests. So a
+            # burst is measured against its own level, not the quiet intervals around it,
+            # and a pair with every request in one arm, whose margins leave nothing to
+            # vary, is no evidence at all: a canary's slow pods put every slow request of
+            # a tail bound in the canary, interval after interval, and a share pooled over
+            # all intervals would count that as proof that the share never varies.
+            both = n + before_n
+            pooled = (canary + before_share * before_n) / both
+            if not 0.0 < pooled < 1.0:
+                continue
             spread = 1 / n + 1 / before_n
-            sums = state.setdefault(f"lag{lag}", [0.0, 0.0, 0])
-            sums[0] += (share - before_share) ** 2 / spread
-            sums[1] += 1 / spread
+            unbiased = (both - 1) / both
+            sums = state.setdefault(f"chi{lag}", [0.0, 0.0, 0])
+            sums[0] += unbiased * (share - before_share) ** 2 / (spread * pooled * (1 - pooled))
+            sums[1] += unbiased / spread
             sums[2] += 1
     recent.append([share, n])
     del recent[: -max(LAGS)]
@@ -210,8 +222,8 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
     """φ ≥ 1 to divide the counts by: the quasi-likelihood factor at an upper bound of ρ.
 
     E[(sᵢ − sⱼ)²] = p(1 − p)((1 − ρ)vᵢⱼ + 2ρ) with vᵢⱼ = 1/nᵢ + 1/nⱼ, so the m squared
-    differences, each divided by p(1 − p)vᵢⱼ, sum to (1 − ρ)m + 2ρΣ1/vᵢⱼ in expectation,
-    which gives ρ̂. The sum is taken as χ² with 2m/3 degrees of freedom (the MSSD's variance
+    differences, each divided by p(1 − p)vᵢⱼ at the pair's own pooled share, sum to about
+    (1 − ρ)m + 2ρΣ1/vᵢⱼ, which gives ρ̂. The sum is taken as χ² with 2m/3 degrees of freedom (the MSSD's variance
     is 3/2 that of a sample variance) and ρ at its upper `assurance` bound, held to what
     pods plausibly do (`MAX_LOG_WOBBLE`) unless the point estimate itself says more; before
     any difference, ρ is that plausible bound. φ = 1 + ρ(Σn²/Σn − 1): with at most one bad
@@ -227,10 +239,11 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
         return 1.0
     # All bad requests in one arm so far says nothing about how the share varies.
     p = min(max(state.get("sc", 0.0) / total, 0.5 / total), 1 - 0.5 / total)
+    # What pods plausibly do, at the share seen so far.
     plausible = min(1.0, 2 * MAX_LOG_WOBBLE * p * (1 - p))
     rho: float | None = None
     for lag in LAGS:
-        weighted, inverse, m = state.get(f"lag{lag}", [0.0, 0.0, 0])
+        observed, inverse, m = state.get(f"chi{lag}", [0.0, 0.0, 0])
         # A longer lag speaks once it has as many differences as its span; before that
         # its few degrees of freedom would say nothing but "anything is possible".
         if not m or (lag > 1 and m < lag):
@@ -239,7 +252,6 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
         if identified <= 1e-9:
             continue
         freedom = 2 * m / 3
-        observed = weighted / (p * (1 - p))
         upper = observed * freedom / float(chdtri(freedom, assurance))
         point = (observed - m) / identified
         # The bound is held to what pods plausibly do unless the data itself says more.

@@ -230,7 +230,7 @@ class TestCompareCounts:
             "baseline_good": V(160),
             "baseline_total": V(160),
         }
-        verdict = looks(fast, every_one_slow)
+        verdict = run(fast, every_one_slow, {}, ctx())
         assert "rate 100% vs baseline 0%" in verdict.reason, verdict.reason
 
     @pytest.mark.parametrize(

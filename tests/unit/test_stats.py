@@ -119,3 +119,34 @@ def test_dispersion_is_about_one_for_binomial_counts_and_grows_with_noise() -> N
         observe_interval(noisy, c, n - c)
     assert dispersion(quiet, 0.95) < 3  # of a ceiling of Σn²/Σn ≈ 366
     assert dispersion(noisy, 0.95) > 10
+
+
+def test_a_share_pinned_in_one_arm_is_no_evidence_that_it_never_varies() -> None:
+    """A tail bound's slow requests sit in one arm for many intervals, then a burst puts them
+    in both: the steady zeros must not read as a share that never varies (φ = 1)."""
+    from shiprail.gates.stats import dispersion, observe_interval
+
+    for quiet in (2.0, 3.0, 50.0):  # slow requests an interval before the burst, all baseline
+        quiet_then_burst: dict[str, Any] = {}
+        for _ in range(15):
+            observe_interval(quiet_then_burst, 0.0, quiet)
+        observe_interval(quiet_then_burst, 70.0, 47.0)
+        assert dispersion(quiet_then_burst, 0.95) > 20, quiet
+
+    slow_pods: dict[str, Any] = {}  # the canary's pods slow for two intervals, the baseline fine
+    observe_interval(slow_pods, 16.0, 0.0)
+    observe_interval(slow_pods, 5.0, 0.0)
+    assert dispersion(slow_pods, 0.95) > 1.5
+
+
+def test_each_pairs_chi_square_is_unbiased_however_few_the_requests() -> None:
+    from shiprail.gates.stats import observe_interval
+
+    rng = np.random.default_rng(11)
+    state: dict[str, Any] = {}
+    for _ in range(20_000):
+        n = int(rng.choice([1, 2, 3, 8]))
+        c = float(rng.binomial(n, 0.3))
+        observe_interval(state, c, n - c)
+    observed, _, m = state["chi1"]
+    assert m > 5_000 and observed / m == pytest.approx(1.0, abs=0.04)
