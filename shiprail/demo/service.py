@@ -9,6 +9,7 @@ metrics served at `/metrics`.
 from __future__ import annotations
 
 import http.client
+import logging
 import random
 import threading
 import time
@@ -25,6 +26,7 @@ from shiprail.status import Exposure
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5)
 _CORRUPT = "X-Demo-Corrupt"
+_log = logging.getLogger(__name__)
 
 
 class DemoService:
@@ -141,15 +143,22 @@ class DemoService:
 
 
 def _call(address: str, provider: str, timeout: float = 2.0) -> bool:
-    """One request to a provider; False when it failed or answered garbage."""
-    host, _, port = address.rpartition(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        connection.request("GET", f"/{provider}")
-        response = connection.getresponse()
-        response.read()
-        return response.status < 500 and response.getheader(_CORRUPT) is None
-    except OSError:
-        return False
-    finally:
-        connection.close()
+    """One request to a provider; False when it failed or answered garbage.
+
+    A call that never got an answer (refused, reset, timed out) is tried once more, as a
+    service mesh retries a connect failure: on a loaded host such failures hit whichever
+    version happened to be calling, and the scenarios' errors are answers, never these.
+    """
+    for attempt in (1, 2):
+        host, _, port = address.rpartition(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            connection.request("GET", f"/{provider}")
+            response = connection.getresponse()
+            response.read()
+            return response.status < 500 and response.getheader(_CORRUPT) is None
+        except OSError as failure:
+            _log.warning("call %d to %s at %s got no answer: %r", attempt, provider, address, failure)
+        finally:
+            connection.close()
+    return False

@@ -45,7 +45,7 @@ async def test_good_release_reaches_100_percent_everywhere(
     rig = fleet_rig("good")
     handle = await start(client, rig.plan, rollout_id)
     status = await finished(handle)
-    assert status.phase is Phase.SUCCEEDED, status.reason
+    assert status.phase is Phase.SUCCEEDED, await _gate_story(handle)
     for service in rig.plan.spec.services:
         exposure = rig.fleet.exposures()[service.name]
         assert (exposure.canary_version, exposure.weight) == (service.version, 100)

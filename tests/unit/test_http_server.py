@@ -71,3 +71,18 @@ def test_a_handler_that_fails_is_logged_with_its_traceback(
     assert server.done.acquire(timeout=10)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info and errors[0].exc_info[0] is ValueError
+
+
+def test_a_burst_of_callers_is_queued_while_the_server_is_too_busy_to_accept() -> None:
+    # Nothing accepts here, as on a host too loaded to run the accepting thread: with the
+    # standard library's backlog of 5, the seventh handshake is dropped and connect() waits.
+    httpd = HttpServer(("127.0.0.1", 0), _Handler)
+    callers: list[socket.socket] = []
+    try:
+        for _ in range(64):
+            callers.append(socket.create_connection(httpd.server_address[:2], timeout=0.5))  # type: ignore[arg-type]
+    finally:
+        for caller in callers:
+            caller.close()
+        httpd.server_close()
+    assert len(callers) == 64
