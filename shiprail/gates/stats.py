@@ -252,7 +252,11 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
         if identified <= 1e-9:
             continue
         freedom = 2 * m / 3
-        upper = observed * freedom / float(chdtri(freedom, assurance))
+        # Pairs that agree better than binomial noise would are chance, not proof that the
+        # share never varies: a χ² sum below its null expectation m is read as m. Read as
+        # it was, a first pair that happened to agree put the bound at ρ = 0 (φ = 1)
+        # whatever the pods did, and busy good canaries then failed on the next wobble.
+        upper = max(observed, m) * freedom / float(chdtri(freedom, assurance))
         point = (observed - m) / identified
         # The bound is held to what pods plausibly do unless the data itself says more.
         found = min((upper - m) / identified, max(plausible, point))

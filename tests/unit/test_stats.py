@@ -150,3 +150,37 @@ def test_each_pairs_chi_square_is_unbiased_however_few_the_requests() -> None:
         observe_interval(state, c, n - c)
     observed, _, m = state["chi1"]
     assert m > 5_000 and observed / m == pytest.approx(1.0, abs=0.04)
+
+
+def test_pairs_that_happen_to_agree_are_no_proof_that_the_share_never_varies() -> None:
+    """Two busy intervals with the very same share: a χ² sum of 0 is chance, not a share that
+    never varies, so the counts must not be taken at face value (φ = 1)."""
+    from shiprail.gates.stats import dispersion, observe_interval
+
+    state: dict[str, Any] = {}
+    observe_interval(state, 200.0, 800.0)
+    observe_interval(state, 200.0, 800.0)
+    assert dispersion(state, 0.95) > 50  # of a ceiling of 1,000
+
+
+def test_the_first_few_pairs_of_over_dispersed_intervals_never_read_as_binomial() -> None:
+    """Beta-binomial intervals (ρ = 0.02, 500 bad requests each, so φ ≈ 11): over the first
+    six pairs, the bound must not fall to a third of the truth, which is what let busy good
+    canaries fail on an ordinary wobble."""
+    from shiprail.gates.stats import dispersion, observe_interval
+
+    rng = np.random.default_rng(23)
+    rho, n = 0.02, 500
+    truth = 1 + rho * (n - 1)
+    low = looks = 0
+    for _ in range(2_000):
+        state: dict[str, Any] = {}
+        a, b = 0.2 * (1 - rho) / rho, 0.8 * (1 - rho) / rho
+        for _ in range(7):
+            c = float(rng.binomial(n, rng.beta(a, b)))
+            observe_interval(state, c, n - c)
+            if state.get("chi1"):
+                looks += 1
+                low += dispersion(state, 0.95) < truth / 3
+    assert looks == 12_000
+    assert low / looks <= 0.002, low
