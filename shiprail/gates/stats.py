@@ -226,7 +226,8 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
     (1 − ρ)m + 2ρΣ1/vᵢⱼ, which gives ρ̂. The sum is taken as χ² with 2m/3 degrees of freedom (the MSSD's variance
     is 3/2 that of a sample variance) and ρ at its upper `assurance` bound, held to what
     pods plausibly do (`MAX_LOG_WOBBLE`) unless the point estimate itself says more; before
-    any difference, ρ is that plausible bound. φ = 1 + ρ(Σn²/Σn − 1): with at most one bad
+    any difference, ρ is that plausible bound. A sum below its null expectation m is read as
+    m, so the bound never says less than "binomial, as far as m pairs can tell". φ = 1 + ρ(Σn²/Σn − 1): with at most one bad
     request an interval it is 1 whatever ρ is, as Poisson counts are exact there.
     """
     from scipy.special import chdtri
