@@ -15,8 +15,11 @@ Three things make the test keep its promise on real traffic:
   test that began with the step. A fresh test starts at every look and the gate mixes them
   with fixed weights, half on the test from the start and half spread over the planned
   looks. Each test is an e-process from where it starts, so the mixture is one too and
-  Ville's bound still holds (e-detectors, Shin, Ramdas & Rinaldo 2023). Older restarts are
-  thinned dyadically, so memory grows with the logarithm of the looks;
+  Ville's bound still holds (e-detectors, Shin, Ramdas & Rinaldo 2023). Every restart of
+  the last `YOUNG_RESTARTS` looks is kept and older ones are thinned dyadically, so memory
+  grows with the logarithm of the looks. A restart reads the noise from every interval's
+  pairs or from its own window's, whichever says less: a regression that began at its
+  origin is a change of level, and every interval's pairs count that step as noise;
 * **running maximum**: the p-value is 1 / the largest mixture seen at any look.
 """
 
@@ -26,13 +29,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shiprail.gates.stats import dispersion, log_e_values, observe_interval
+from shiprail.gates.stats import Pair, PairSums, add_pair, dispersions, log_e_values, observe_interval
 
 # How sure the dispersion bound is not to read a key's noise too low. Since pairs that agree
 # by chance no longer pull the bound to φ = 1 (`stats.dispersion`), a miss is a modest
 # underestimate, not a collapse, and 0.90 is as safe as 0.95 was on the busiest good cells.
 DISPERSION_ASSURANCE = 0.90
 START_WEIGHT = 0.5
+# A regression is usually caught within a few dozen looks of its start; the restarts made
+# near it are the ones that see it undiluted, so none of the recent ones is thinned away.
+YOUNG_RESTARTS = 16
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,11 @@ def _minus(a: list[float], b: list[float]) -> list[float]:
 
 
 def _kept(mark: int, look: int) -> bool:
-    """Dyadic thinning: a restart made `age` looks ago survives if its look is a multiple of
-    2^(⌊log₂ age⌋ − 1), so about two per power of two remain, and once dropped it never
-    comes back (the modulus only grows)."""
+    """Dyadic thinning: past `YOUNG_RESTARTS` looks, a restart made `age` looks ago survives
+    if its look is a multiple of 2^(⌊log₂ age⌋ − 1), so about two per power of two remain,
+    and once dropped it never comes back (the modulus only grows)."""
     age = look - mark
-    if age < 4:
+    if age < YOUNG_RESTARTS:
         return True
     return mark % (1 << (int(math.log2(age)) - 1)) == 0
 
@@ -103,18 +109,24 @@ def weigh(
         last = [[0.0] * width, [0.0] * len(reading.baseline)]
     step_c, step_b = _minus(reading.canary, last[0]), _minus(reading.baseline, last[1])
     states: dict[str, Any] = memory.setdefault("dispersion", {})
-    phis: dict[str, float] = {}
+    added: dict[str, Pair] = {}
     for name, key in reading.keys.items():
-        state = states.setdefault(name, {})
-        observe_interval(state, *key.counts(step_c, step_b))
-        phis[name] = dispersion(state, DISPERSION_ASSURANCE)
+        pair = observe_interval(states.setdefault(name, {}), *key.counts(step_c, step_b))
+        if pair is not None:
+            added[name] = pair
     memory["last"] = [list(reading.canary), list(reading.baseline)]
 
+    # A mark is [look, canary, baseline, pairs inside its window]: a restart's cumulative
+    # numbers at its origin, and the pair sums of each key since (marks older than that
+    # field have none).
     marks: list[list[Any]] = memory.setdefault("marks", [])
+    _fold_inside(marks, added, look)
     origins = [(0, [0.0] * width, [0.0] * len(reading.baseline), START_WEIGHT)]
     planned = max(planned_looks, 1)
-    origins += [(m, c, b, (1 - START_WEIGHT) / planned) for m, c, b in marks]
+    origins += [(m[0], m[1], m[2], (1 - START_WEIGHT) / planned) for m in marks]
     names = list(reading.keys)
+    phi = _noise(states, marks, names)
+    phis = {name: float(phi[0, col]) for col, name in enumerate(names)}
     if not names:
         return Weighing(0.0, _running_p(memory, 0.0), None, phis)
     # Counts since each origin, as matrices: rows are origins, columns keys.
@@ -130,7 +142,6 @@ def weigh(
     traffic = since_c[:, -1] + since_b[:, -1]
     own = np.divide(since_c[:, -1], traffic, out=np.full(len(origins), 0.5), where=traffic > 0)
     shares = np.where(traffic > 0, own * (1 + max_increase) / (1 + own * max_increase), 0.5)
-    phi = np.array([phis[n] for n in names])
     c, b = canary_counts / phi, baseline_counts / phi
     share = shares[:, None]
     worse = (c + b > 0) & (c > share * (c + b))
@@ -147,6 +158,46 @@ def weigh(
         marks.append([look, list(reading.canary), list(reading.baseline)])
     memory["marks"] = [m for m in marks if _kept(int(m[0]), look)]
     return Weighing(mixture, _running_p(memory, mixture), strongest, phis)
+
+
+def _fold_inside(marks: list[list[Any]], added: dict[str, Pair], look: int) -> None:
+    """Add this look's pairs to the window of every restart they lie inside. The pair
+    across a restart's origin (made at the look right after it) is not inside: if a
+    regression began there, that pair is its step."""
+    for mark in marks:
+        if look - int(mark[0]) < 2:
+            continue
+        if len(mark) == 3:
+            mark.append({})
+        inside: dict[str, PairSums] = mark[3]
+        for name, pair in added.items():
+            inside[name] = add_pair(inside.get(name), pair)
+
+
+def _noise(states: dict[str, Any], marks: list[list[Any]], names: list[str]) -> Any:
+    """The dispersion each test divides its counts by: rows are origins (the step's start,
+    then each restart), columns keys.
+
+    The test from the start reads every interval's pairs. A restart reads those or its own
+    window's, whichever says less. After a regression began at its origin, its own window
+    holds only the new level, while every interval's pairs hold the step between the old
+    and new levels, which read as noise would keep the restart from seeing the regression
+    for the rest of the bake. Under a good release both read the same noise, and a window of
+    a few pairs has the wider bound, so the lower of the two is nearly always every
+    interval's: a burst at a restart's origin leaves its window too few pairs to undercut it.
+    Leaving the step out of every interval's pairs instead was measured and is unsafe: the
+    restart made at the start of a good canary's burst then reads the burst as a regression.
+    """
+    import numpy as np
+
+    phi = np.empty((len(marks) + 1, len(names)))
+    for col, name in enumerate(names):
+        windows = [mark[3].get(name) if len(mark) > 3 else None for mark in marks]
+        phi[:, col] = dispersions(
+            states[name], DISPERSION_ASSURANCE, [None] + [w or [0.0, 0.0, 0] for w in windows]
+        )
+        phi[1:, col] = np.minimum(phi[1:, col], phi[0, col])
+    return phi
 
 
 def _running_p(memory: dict[str, Any], e_now: float) -> float:

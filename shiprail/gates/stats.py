@@ -168,10 +168,8 @@ def log_e_values(n_baseline: Any, n_canary: Any, rho: Any, prior_strength: float
 # ones, and dividing the counts by φ = Σ n(1 + (n − 1)ρ) / Σ n is the quasi-likelihood
 # correction (Wedderburn 1974; McCullagh & Nelder 1989, §4.5). ρ is estimated from the
 # successive differences of the per-interval shares (von Neumann's MSSD), so a level that
-# moves because a regression began is not taken for noise; a second lag sees a wobble that
-# lasts several intervals.
+# moves because a regression began is not taken for noise.
 
-LAGS = (1,)
 # How much each arm's rate may plausibly wobble between intervals on its own: the variance
 # of its logarithm, here that of a gamma with a coefficient of variation of 1 (π²/6), i.e.
 # either arm's rate halving or doubling from one interval to the next is ordinary. With
@@ -179,43 +177,59 @@ LAGS = (1,)
 MAX_LOG_WOBBLE = math.pi**2 / 6
 
 
-def observe_interval(state: dict[str, Any], canary: float, baseline: float) -> None:
-    """Fold one interval's bad requests of each arm into the JSON-able `state`."""
+# The sums over pairs of successive intervals that the dispersion bound reads: their χ², their
+# weight Σ 1/(1/nᵢ + 1/nⱼ), and how many pairs there were.
+Pair = tuple[float, float]
+PairSums = list[float]
+
+
+def observe_interval(state: dict[str, Any], canary: float, baseline: float) -> Pair | None:
+    """Fold one interval's bad requests of each arm into the JSON-able `state`. Returns what
+    the pair of this interval and the one before added to the sums, if it added anything,
+    so a restarted test can keep the sums of the pairs inside its own window."""
     n = canary + baseline
     if n <= 0:
-        return
+        return None
     state["sk"] = state.get("sk", 0.0) + n
     state["skk"] = state.get("skk", 0.0) + n * n
     state["sc"] = state.get("sc", 0.0) + canary
     recent: list[list[float]] = state.setdefault("recent", [])
     share = canary / n
-    for lag in LAGS:
-        if len(recent) >= lag:
-            before_share, before_n = recent[-lag]
-            # Under a request the share is not a proportion of anything.
-            if n < 1 or before_n < 1:
-                continue
-            # Each squared difference is scaled by the binomial variance at the pair's own
-            # pooled share, which makes it the 2×2 table's Pearson χ², and by (N − 1)/N,
-            # which makes that exactly 1 on average given the table's margins (E. S.
-            # Pearson's N − 1 χ²), whatever the share and however few the requests. So a
-            # burst is measured against its own level, not the quiet intervals around it,
-            # and a pair with every request in one arm, whose margins leave nothing to
-            # vary, is no evidence at all: a canary's slow pods put every slow request of
-            # a tail bound in the canary, interval after interval, and a share pooled over
-            # all intervals would count that as proof that the share never varies.
-            both = n + before_n
-            pooled = (canary + before_share * before_n) / both
-            if not 0.0 < pooled < 1.0:
-                continue
-            spread = 1 / n + 1 / before_n
-            unbiased = (both - 1) / both
-            sums = state.setdefault(f"chi{lag}", [0.0, 0.0, 0])
-            sums[0] += unbiased * (share - before_share) ** 2 / (spread * pooled * (1 - pooled))
-            sums[1] += unbiased / spread
-            sums[2] += 1
+    added = _pair(share, n, *recent[-1]) if recent else None
+    if added is not None:
+        state["chi1"] = add_pair(state.get("chi1"), added)
     recent.append([share, n])
-    del recent[: -max(LAGS)]
+    del recent[:-1]
+    return added
+
+
+def add_pair(sums: PairSums | None, pair: Pair) -> PairSums:
+    chi, weight, count = sums if sums else (0.0, 0.0, 0)
+    return [chi + pair[0], weight + pair[1], count + 1]
+
+
+def _pair(share: float, n: float, before_share: float, before_n: float) -> Pair | None:
+    """Two successive intervals' squared difference of shares, as a χ², and its weight.
+
+    Each squared difference is scaled by the binomial variance at the pair's own pooled
+    share, which makes it the 2×2 table's Pearson χ², and by (N − 1)/N, which makes that
+    exactly 1 on average given the table's margins (E. S. Pearson's N − 1 χ²), whatever
+    the share and however few the requests. So a burst is measured against its own level,
+    not the quiet intervals around it, and a pair with every request in one arm, whose
+    margins leave nothing to vary, is no evidence at all: a canary's slow pods put every
+    slow request of a tail bound in the canary, interval after interval, and a share pooled
+    over all intervals would count that as proof that the share never varies.
+    """
+    # Under a request the share is not a proportion of anything.
+    if n < 1 or before_n < 1:
+        return None
+    both = n + before_n
+    pooled = (share * n + before_share * before_n) / both
+    if not 0.0 < pooled < 1.0:
+        return None
+    spread = 1 / n + 1 / before_n
+    unbiased = (both - 1) / both
+    return unbiased * (share - before_share) ** 2 / (spread * pooled * (1 - pooled)), unbiased / spread
 
 
 def dispersion(state: dict[str, Any], assurance: float) -> float:
@@ -230,39 +244,46 @@ def dispersion(state: dict[str, Any], assurance: float) -> float:
     m, so the bound never says less than "binomial, as far as m pairs can tell". φ = 1 + ρ(Σn²/Σn − 1): with at most one bad
     request an interval it is 1 whatever ρ is, as Poisson counts are exact there.
     """
+    return float(dispersions(state, assurance, [None])[0])
+
+
+def dispersions(state: dict[str, Any], assurance: float, pairs: list[PairSums | None]) -> Any:
+    """`dispersion` once for each entry of `pairs`, as an array: from the pair sums given
+    instead of those of every interval in `state` (None: those). The share and the spread of
+    interval sizes are always every interval's."""
+    import numpy as np
     from scipy.special import chdtri
 
+    rows = len(pairs)
     total, squares = state.get("sk", 0.0), state.get("skk", 0.0)
     if total <= 0:
-        return 1.0
+        return np.ones(rows)
     ceiling = float(squares / total)
     if ceiling <= 1.0:
-        return 1.0
+        return np.ones(rows)
     # All bad requests in one arm so far says nothing about how the share varies.
     p = min(max(state.get("sc", 0.0) / total, 0.5 / total), 1 - 0.5 / total)
     # What pods plausibly do, at the share seen so far.
     plausible = min(1.0, 2 * MAX_LOG_WOBBLE * p * (1 - p))
-    rho: float | None = None
-    for lag in LAGS:
-        observed, inverse, m = state.get(f"chi{lag}", [0.0, 0.0, 0])
-        # A longer lag speaks once it has as many differences as its span; before that
-        # its few degrees of freedom would say nothing but "anything is possible".
-        if not m or (lag > 1 and m < lag):
-            continue
-        identified = 2 * inverse - m
-        if identified <= 1e-9:
-            continue
+    every = state.get("chi1") or [0.0, 0.0, 0]
+    sums = np.array([every if row is None else row for row in pairs], dtype=float).reshape(rows, 3)
+    observed, weight, m = sums[:, 0], sums[:, 1], sums[:, 2]
+    identified = 2 * weight - m
+    # Before any difference (or one that identifies nothing), ρ is what pods plausibly do.
+    rho = np.full(rows, plausible)
+    known = (m > 0) & (identified > 1e-9)
+    if known.any():
+        m, observed, identified = m[known], observed[known], identified[known]
         freedom = 2 * m / 3
         # Pairs that agree better than binomial noise would are chance, not proof that the
         # share never varies: a χ² sum below its null expectation m is read as m. Read as
         # it was, a first pair that happened to agree put the bound at ρ = 0 (φ = 1)
         # whatever the pods did, and busy good canaries then failed on the next wobble.
-        upper = max(observed, m) * freedom / float(chdtri(freedom, assurance))
+        upper = np.maximum(observed, m) * freedom / chdtri(freedom, assurance)
         point = (observed - m) / identified
         # The bound is held to what pods plausibly do unless the data itself says more.
-        found = min((upper - m) / identified, max(plausible, point))
-        rho = found if rho is None else max(rho, found)
-    rho = plausible if rho is None else min(max(rho, 0.0), 1.0)
+        found = np.minimum((upper - m) / identified, np.maximum(plausible, point))
+        rho[known] = np.clip(found, 0.0, 1.0)
     return 1.0 + rho * (ceiling - 1.0)
 
 

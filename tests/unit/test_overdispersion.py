@@ -190,3 +190,41 @@ def test_a_slowdown_is_caught_through_the_noise(factor: float, start: int, caugh
     ]
     assert all(c is None or c > start for c in looks)
     assert sum(c is not None for c in looks) >= caught
+
+
+def test_a_restart_reads_the_noise_of_its_own_window_once_a_regression_has_begun() -> None:
+    """Every interval's pairs hold the step between the old level and the new one; read as
+    noise, it hides a busy service's slowdown for the rest of the bake. The restart made
+    where it began reads its own window, which holds only the new level. (Every interval's
+    pairs alone: 28 of these 40 caught.)"""
+    rng = np.random.default_rng(21)
+    start = LOOKS // 2
+    looks = [
+        first_failure(LATENCY, latency_looks(rng, 100_000, factor=1.3, start=start, cv=0.05))
+        for _ in range(40)
+    ]
+    assert all(c is None or c > start for c in looks)
+    assert sum(c is not None for c in looks) >= 34
+
+
+def test_a_restart_never_reads_less_noise_than_its_window_and_every_interval_allow() -> None:
+    from shiprail.gates.sequential import _noise
+    from shiprail.gates.stats import dispersion, observe_interval
+
+    state: dict[str, Any] = {}
+    shares = [0.1, 0.3, 0.1, 0.3, 0.1, 0.3, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+    windows: list[Any] = []
+    for i, share in enumerate(shares):
+        pair = observe_interval(state, 1000 * share, 1000 * (1 - share))
+        # A restart made after interval 6 (the step): its window starts with the pair
+        # after the one across its origin.
+        if i >= 8 and pair is not None:
+            windows = [windows[0] + pair[0], windows[1] + pair[1], windows[2] + 1] if windows else [*pair, 1]
+    marks: list[list[Any]] = [[6, [], [], {"k": windows}], [9, [], [], {}]]
+    phi = _noise({"k": state}, marks, ["k"])
+    every = dispersion(state, 0.9)
+    assert phi[0, 0] == pytest.approx(every)
+    # The window after the step is steady: its bound is far below every interval's.
+    assert phi[1, 0] < every / 5
+    # A restart with no pairs of its own yet falls back to every interval's.
+    assert phi[2, 0] == pytest.approx(every)
