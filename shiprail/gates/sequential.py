@@ -182,11 +182,12 @@ def _noise(states: dict[str, Any], marks: list[list[Any]], names: list[str]) -> 
     window's, whichever says less. After a regression began at its origin, its own window
     holds only the new level, while every interval's pairs hold the step between the old
     and new levels, which read as noise would keep the restart from seeing the regression
-    for the rest of the bake. Under a good release both read the same noise, and a window of
-    a few pairs has the wider bound, so the lower of the two is nearly always every
-    interval's: a burst at a restart's origin leaves its window too few pairs to undercut it.
-    Leaving the step out of every interval's pairs instead was measured and is unsafe: the
-    restart made at the start of a good canary's burst then reads the burst as a regression.
+    for the rest of the bake. Under a good release both read the same noise. A window of a
+    few pairs has the wider bound, so a burst at a restart's origin leaves its window too few
+    pairs to undercut every interval's. A window that has many pairs and reads less is one
+    whose counts hold less wobble than the intervals before it. Leaving the step out of
+    every interval's pairs instead was measured and is unsafe: the restart made at the start
+    of a good canary's burst then reads the burst as a regression.
     """
     import numpy as np
 

@@ -207,7 +207,7 @@ def test_a_restart_reads_the_noise_of_its_own_window_once_a_regression_has_begun
     assert sum(c is not None for c in looks) >= 34
 
 
-def test_a_restart_never_reads_less_noise_than_its_window_and_every_interval_allow() -> None:
+def test_a_restart_reads_the_lower_of_its_own_windows_and_every_intervals_noise() -> None:
     from shiprail.gates.sequential import _noise
     from shiprail.gates.stats import dispersion, observe_interval
 
