@@ -28,7 +28,7 @@ from bench._cli import output_file, positive
 from bench.cells import draw
 from bench.oracle import Oracle
 from bench.strategies import STRATEGIES, Shiprail, Strategy
-from bench.streams import TICK, CorpusError, Scenario, Stream, generate, load_corpus
+from bench.streams import TICK, CorpusError, Scenario, Stream, first_regressed_tick, generate, load_corpus
 
 DEFAULT_CORPUS = Path(__file__).parent / "scenarios" / "default.yaml"
 
@@ -68,7 +68,7 @@ def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any
             decisions[strategy.name].append(tick)
             served[strategy.name].append(_bad_served(s, stream, tick if tick is not None else s.ticks))
     oracle = shiprail_oracle().horizon(s)
-    begins = int(s.regression_start / TICK)
+    first = first_regressed_tick(s)
     report: dict[str, dict[str, Any]] = {}
     for name, ticks in decisions.items():
         fired = [t for t in ticks if t is not None]
@@ -77,11 +77,13 @@ def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any
             low, high = wilson(len(fired), len(ticks))
             row.update(false_rollback_rate=len(fired) / len(ticks), ci95=[low, high])
         else:
-            # A decision at or before the regression's start has seen nothing of it: that
-            # rollback would have happened to a good release too.
-            early = [t for t in fired if t <= begins]
-            caught = [t for t in fired if t > begins]
-            delays = [(t - begins) * TICK / 60 for t in caught]
+            # A decision at tick k has seen ticks before k: up to the first regressed tick it
+            # has seen nothing of the regression, and that rollback would have happened to a
+            # good release too. A detection's delay runs from the regression's start to the
+            # end of the data it decided on, as the oracle's horizon does.
+            early = [t for t in fired if t <= first]
+            caught = [t for t in fired if t > first]
+            delays = [(t * TICK - s.regression_start) / 60 for t in caught]
             # Misses and early rollbacks never detected the regression: the median over all
             # runs counts them as later than any detection.
             all_runs = sorted(delays) + [math.inf] * (len(ticks) - len(caught))

@@ -90,7 +90,7 @@ class Stream:
     fast: np.ndarray  # within bucket_ms: the `_bucket{le=...}` counter
     p99_ms: np.ndarray
     missing: np.ndarray  # shape (ticks,), bool
-    regression_tick: int
+    regression_tick: int  # the first tick whose data shows the regression (`first_regressed_tick`)
     # shape (len(BUCKETS_MS), 2, ticks): requests within each bound, as `_bucket{le}` counts them
     within: np.ndarray
     extras: dict[str, Any] = field(default_factory=dict)
@@ -159,6 +159,13 @@ def load_corpus(path: Path) -> list[Scenario]:
     return list(scenarios.values())
 
 
+def first_regressed_tick(s: Scenario) -> int:
+    """The first tick whose data shows the regression: tick i covers [10i, 10i + 10) s and is
+    generated at its start, so it is regressed once 10i ≥ `regression_start` (`_factor`). A
+    decision at tick k has seen ticks 0 … k − 1."""
+    return math.ceil(s.regression_start / TICK)
+
+
 def _factor(s: Scenario, target: float, t: np.ndarray) -> np.ndarray:
     if target == 1.0:
         return np.ones_like(t)
@@ -220,7 +227,7 @@ def generate(
         fast=fast,
         p99_ms=p99,
         missing=missing,
-        regression_tick=int(s.regression_start / TICK),
+        regression_tick=first_regressed_tick(s),
         within=_histogram(s, requests, median, histogram_rng or rng),
     )
 

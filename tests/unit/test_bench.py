@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.cells import draw
@@ -11,7 +12,7 @@ from bench.gates import DEFAULT_CORPUS, evaluate, markdown, shiprail_oracle, wil
 from bench.gates import main as gates_main
 from bench.orchestrator import main as orchestrator_main
 from bench.strategies import STRATEGIES, FlaggerStyle, Shiprail
-from bench.streams import CorpusError, Scenario, load_corpus
+from bench.streams import CorpusError, Scenario, _factor, first_regressed_tick, load_corpus
 
 
 def test_default_corpus_covers_the_required_cells() -> None:
@@ -197,6 +198,41 @@ def test_a_rollback_before_the_regression_began_is_a_false_rollback_not_a_detect
     )
     row = evaluate(late, [_Trigger()])["trigger"]  # type: ignore[list-item]
     assert row["early_rollbacks"] == 3 and row["detection_rate"] == 0.0 and row["ttd_median_min"] is None
+
+
+class _At:
+    """Rolls back at a chosen tick, whatever it sees."""
+
+    name = "at"
+
+    def __init__(self, tick: int) -> None:
+        self.tick = tick
+
+    def run(self, s: Scenario, st: object) -> int | None:
+        return self.tick
+
+
+def test_a_detection_is_timed_from_the_regression_start_once_its_data_has_been_seen() -> None:
+    # Tick i is generated at 10·i s: a regression from 305 s first shows in tick 31 (310 s),
+    # and a decision at tick k has seen ticks 0 … k − 1.
+    late = Scenario(
+        name="late", kind="error", error_factor=5, regression_start=305.0, duration=600.0, repetitions=2
+    )
+    assert first_regressed_tick(late) == 31
+    assert list(_factor(late, 5.0, np.array([300.0, 310.0]))) == [1.0, 5.0]
+    blind = evaluate(late, [_At(31)])["at"]  # type: ignore[list-item]
+    assert blind["early_rollbacks"] == 2 and blind["detection_rate"] == 0.0
+    seen = evaluate(late, [_At(32)])["at"]  # type: ignore[list-item]
+    assert seen["early_rollbacks"] == 0 and seen["ttd_median_min"] == pytest.approx((320 - 305) / 60)
+
+
+def test_the_oracle_never_decides_on_no_evidence() -> None:
+    # A narrow distribution leaves both arms' shares at 0 past its far bounds; a shift inside
+    # the tolerance gives no test anything to decide on, there or anywhere.
+    narrow = Scenario(
+        name="n", kind="latency", latency_median_ms=8.5, latency_sigma=0.2, latency_factor=1.05, rpm=50_000
+    )
+    assert shiprail_oracle().horizon(narrow) is None
 
 
 def test_the_oracle_needs_less_time_with_more_traffic_and_never_decides_a_good_release() -> None:
