@@ -38,8 +38,24 @@ class Oracle:
     latency_tolerance: float
 
     def horizon(self, s: Scenario) -> float | None:
-        """Seconds from the regression's start to the oracle's decision, or None when the
-        step is too short for it to decide at all (or the release is good)."""
+        """Seconds from the regression's start to the end of the data the oracle decides on,
+        or None when the step is too short for it to decide at all (or the release is good)."""
+        tick = self.horizon_tick(s)
+        return None if tick is None else tick * TICK - s.regression_start
+
+    def decision_tick(self, s: Scenario, missing: np.ndarray) -> int | None:
+        """The tick at which the oracle decides on one stream: it reads its data through the
+        same scrapes as every strategy, so a scrape missed at its horizon makes it wait for
+        the next one, as a strategy's look at that moment would find nothing."""
+        tick = self.horizon_tick(s)
+        if tick is None:
+            return None
+        seen = np.flatnonzero(~missing[tick - 1 :])
+        return tick + int(seen[0]) if len(seen) else None
+
+    def horizon_tick(self, s: Scenario) -> int | None:
+        """The first tick k whose data (ticks 0 … k − 1, as a strategy deciding at k has seen)
+        gives the oracle its power, or None."""
         if s.kind == "good":
             return None
         n = s.ticks
@@ -55,8 +71,7 @@ class Oracle:
         reached = np.flatnonzero(margin > 0)
         if not len(reached):
             return None
-        # The tick whose data completes the evidence ends TICK seconds after it starts.
-        return float(t[reached[0]] + TICK - s.regression_start)
+        return int(reached[0]) + 1
 
     @property
     def _z(self) -> tuple[float, float]:

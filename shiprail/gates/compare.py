@@ -39,8 +39,10 @@ from shiprail.gates.base import (
     prom_range,
     too_few,
 )
-from shiprail.gates.sequential import Key, Reading, weigh
+from shiprail.gates.intervals import weigh_intervals
+from shiprail.gates.sequential import Key, Reading, mixture, running_p, weigh
 from shiprail.gates.stats import hodges_lehmann, interpolate_survival, mann_whitney_greater, spent_alpha
+from shiprail.gates.two_sample import weigh_shares
 from shiprail.plan.models import CompareGate
 from shiprail.plan.templates import render, substitute
 
@@ -137,9 +139,8 @@ def _judge_counts(
         max_increase=gate.max_increase,
         prior_strength=gate.prior_strength,
         planned_looks=_planned_looks(gate, ctx),
-        alpha=alpha,
     )
-    p = weighing.p_value
+    p = running_p(memory, mixture(weighing.tests, _planned_looks(gate, ctx)))
     # Each counter's `increase` is extrapolated on its own, so bad can round past total.
     c_rate, b_rate = min(c_bad / c_total, 1.0), min(b_bad / b_total, 1.0)
     ratio = c_rate / b_rate if b_rate > 0 else (float("inf") if c_rate > 0 else 1.0)
@@ -225,16 +226,19 @@ def _judge_histogram(
         [max(b_total - baseline[le], 0.0) for le in bounds] + [b_total],
         keys,
     )
-    weighing = weigh(
-        memory,
+    planned = _planned_looks(gate, ctx)
+    counts = weigh_shares(memory.setdefault("shares", {}), reading, planned_looks=planned)
+    intervals = weigh_intervals(
+        memory.setdefault("intervals", {}),
         reading,
-        max_increase=0.0,
-        prior_strength=gate.prior_strength,
-        planned_looks=_planned_looks(gate, ctx),
-        alpha=alpha,
+        at=ctx.elapsed.total_seconds(),
+        interval=(gate.interval or ctx.interval).total_seconds(),
+        planned_looks=planned,
     )
-    p, requests = weighing.p_value, _requests(c_total, b_total)
-    le = weighing.strongest
+    p = running_p(memory, _together(counts.tests, intervals.tests, planned))
+    requests = _requests(c_total, b_total)
+    by_counts = mixture(counts.tests, planned) >= mixture(intervals.tests, planned)
+    le = counts.strongest if by_counts else intervals.strongest
     if le is None:
         return GateVerdict(
             gate=name,
@@ -260,7 +264,7 @@ def _judge_histogram(
         "baseline_requests": b_total,
         "bounds": len(keys),
         "p_value": p,
-        "dispersion": weighing.dispersion[le],
+        "dispersion": counts.dispersion[le],
     }
     x = float(le) * (1 + gate.max_increase)
     shares = (
@@ -277,6 +281,19 @@ def _judge_histogram(
         evidence=evidence,
         pending=not failed,
     )
+
+
+def _together(counts: dict[int, float], intervals: dict[int, float], planned_looks: int) -> float:
+    """The histogram's mixture: each origin's weight split evenly between its count test and
+    its per-interval test, or all on the count test where the per-interval test had no bound
+    to use when it began (a quiet service). The split is fixed at the origin, so the sum is
+    an e-process as each test is."""
+    together = {
+        origin: (e + intervals[origin]) / 2 if origin in intervals else e for origin, e in counts.items()
+    }
+    # A per-interval test whose count test was thinned away still counts for its half.
+    together.update({o: e / 2 for o, e in intervals.items() if o not in counts})
+    return mixture(together, planned_looks)
 
 
 def _ms(seconds: float) -> str:

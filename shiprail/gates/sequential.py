@@ -65,17 +65,30 @@ class Reading:
 
 @dataclass(frozen=True)
 class Weighing:
-    e_value: float  # the mixture at this look
-    p_value: float  # 1 / its running maximum
+    # Each retained test's e-value (its mean over the keys), by the look it began after
+    # (0: the step's start, where the evidence begins).
+    tests: dict[int, float]
     strongest: str | None  # the key with the most evidence now, None if none is worse
     dispersion: dict[str, float]
+
+
+def restart_weight(origin: int, planned_looks: int) -> float:
+    """A test's weight in the mixture, fixed before it begins: half on the test from the
+    step's start, half spread over the planned looks."""
+    return START_WEIGHT if origin == 0 else (1 - START_WEIGHT) / max(planned_looks, 1)
+
+
+def mixture(tests: dict[int, float], planned_looks: int) -> float:
+    """The weighted sum of the tests' e-values: an e-process, since each test is one from
+    where it begins and the weights sum to at most 1."""
+    return sum(restart_weight(origin, planned_looks) * e for origin, e in tests.items())
 
 
 def _minus(a: list[float], b: list[float]) -> list[float]:
     return [max(x - y, 0.0) for x, y in zip(a, b, strict=True)]
 
 
-def _kept(mark: int, look: int) -> bool:
+def kept(mark: int, look: int) -> bool:
     """Dyadic thinning: past `YOUNG_RESTARTS` looks, a restart made `age` looks ago survives
     if its look is a multiple of 2^(⌊log₂ age⌋ − 1), so about two per power of two remain,
     and once dropped it never comes back (the modulus only grows)."""
@@ -92,7 +105,6 @@ def weigh(
     max_increase: float,
     prior_strength: float,
     planned_looks: int,
-    alpha: float,
 ) -> Weighing:
     """One look: fold the interval since the last look into the dispersion estimates, weigh
     the evidence of every retained test, and keep what the next look needs in `memory`."""
@@ -121,14 +133,14 @@ def weigh(
     # field have none).
     marks: list[list[Any]] = memory.setdefault("marks", [])
     _fold_inside(marks, added, look)
-    origins = [(0, [0.0] * width, [0.0] * len(reading.baseline), START_WEIGHT)]
+    origins = [(0, [0.0] * width, [0.0] * len(reading.baseline))]
     planned = max(planned_looks, 1)
-    origins += [(m[0], m[1], m[2], (1 - START_WEIGHT) / planned) for m in marks]
+    origins += [(int(m[0]), m[1], m[2]) for m in marks]
     names = list(reading.keys)
     phi = _noise(states, marks, names)
     phis = {name: float(phi[0, col]) for col, name in enumerate(names)}
     if not names:
-        return Weighing(0.0, _running_p(memory, 0.0), None, phis)
+        return Weighing({}, None, phis)
     # Counts since each origin, as matrices: rows are origins, columns keys.
     now_c, now_b = np.asarray(reading.canary, dtype=float), np.asarray(reading.baseline, dtype=float)
     since_c = np.maximum(now_c - np.array([o[1] for o in origins], dtype=float), 0.0)
@@ -149,15 +161,15 @@ def weigh(
     # A look where the canary is not worse never counts against it: dropping it (e = 0)
     # keeps each test below its own e-process, so the bound still holds.
     e = np.where(worse, np.exp(np.minimum(log_e, 700.0)), 0.0)
-    weights = np.array([w for *_, w in origins])
-    mixture = float(weights @ e.mean(axis=1))
+    weights = np.array([restart_weight(o[0], planned) for o in origins])
+    tests = {o[0]: float(x) for o, x in zip(origins, e.mean(axis=1), strict=True)}
     evidence = weights @ e
     strongest = names[int(np.argmax(evidence))] if float(evidence.max()) > 0 else None
 
     if look <= planned:
         marks.append([look, list(reading.canary), list(reading.baseline)])
-    memory["marks"] = [m for m in marks if _kept(int(m[0]), look)]
-    return Weighing(mixture, _running_p(memory, mixture), strongest, phis)
+    memory["marks"] = [m for m in marks if kept(int(m[0]), look)]
+    return Weighing(tests, strongest, phis)
 
 
 def _fold_inside(marks: list[list[Any]], added: dict[str, Pair], look: int) -> None:
@@ -201,6 +213,7 @@ def _noise(states: dict[str, Any], marks: list[list[Any]], names: list[str]) -> 
     return phi
 
 
-def _running_p(memory: dict[str, Any], e_now: float) -> float:
+def running_p(memory: dict[str, Any], e_now: float) -> float:
+    """1 / the largest e-value seen at any look: a p-value however often the gate looks."""
     memory["e_max"] = max(float(memory.get("e_max", 0.0)), e_now)
     return min(1.0, 1.0 / memory["e_max"]) if memory["e_max"] > 0 else 1.0

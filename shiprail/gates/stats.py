@@ -252,7 +252,6 @@ def dispersions(state: dict[str, Any], assurance: float, pairs: list[PairSums | 
     instead of those of every interval in `state` (None: those). The share and the spread of
     interval sizes are always every interval's."""
     import numpy as np
-    from scipy.special import chdtri
 
     rows = len(pairs)
     total, squares = state.get("sk", 0.0), state.get("skk", 0.0)
@@ -268,23 +267,36 @@ def dispersions(state: dict[str, Any], assurance: float, pairs: list[PairSums | 
     every = state.get("chi1") or [0.0, 0.0, 0]
     sums = np.array([every if row is None else row for row in pairs], dtype=float).reshape(rows, 3)
     observed, weight, m = sums[:, 0], sums[:, 1], sums[:, 2]
-    identified = 2 * weight - m
-    # Before any difference (or one that identifies nothing), ρ is what pods plausibly do.
-    rho = np.full(rows, plausible)
-    known = (m > 0) & (identified > 1e-9)
+    rho = np.minimum(excess_bound(observed, 2 * weight - m, m, plausible, assurance), 1.0)
+    return 1.0 + rho * (ceiling - 1.0)
+
+
+def excess_bound(observed: Any, identified: Any, m: Any, plausible: Any, assurance: float) -> Any:
+    """An upper bound of the excess variance x ≥ 0 in E[Σ χ²] = m + x·identified, from m
+    pairs whose χ² sum is `observed`: the sum taken as χ² with 2m/3 degrees of freedom (the
+    MSSD's variance is 3/2 that of a sample variance) at its upper `assurance` bound, held
+    to what pods plausibly do unless the point estimate itself says more; before any pair
+    (or one that identifies nothing) it is that plausible value. Arrays, one row a bound.
+
+    Pairs that agree better than binomial noise would are chance, not proof that the share
+    never varies: a χ² sum below its null expectation m is read as m. Read as it was, a
+    first pair that happened to agree put the bound at 0 whatever the pods did, and busy
+    good canaries then failed on the next wobble.
+    """
+    import numpy as np
+    from scipy.special import chdtri
+
+    observed, identified, m = (np.asarray(a, dtype=float) for a in (observed, identified, m))
+    found = np.array(np.broadcast_to(plausible, observed.shape), dtype=float)
+    known = (m > 0) & (identified > 1e-12)
     if known.any():
+        plaus = found[known]
         m, observed, identified = m[known], observed[known], identified[known]
         freedom = 2 * m / 3
-        # Pairs that agree better than binomial noise would are chance, not proof that the
-        # share never varies: a χ² sum below its null expectation m is read as m. Read as
-        # it was, a first pair that happened to agree put the bound at ρ = 0 (φ = 1)
-        # whatever the pods did, and busy good canaries then failed on the next wobble.
         upper = np.maximum(observed, m) * freedom / chdtri(freedom, assurance)
         point = (observed - m) / identified
-        # The bound is held to what pods plausibly do unless the data itself says more.
-        found = np.minimum((upper - m) / identified, np.maximum(plausible, point))
-        rho[known] = np.clip(found, 0.0, 1.0)
-    return 1.0 + rho * (ceiling - 1.0)
+        found[known] = np.maximum(np.minimum((upper - m) / identified, np.maximum(plaus, point)), 0.0)
+    return found
 
 
 # ---- reading a histogram between its bounds ------------------------------------------------

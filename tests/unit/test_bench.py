@@ -235,6 +235,20 @@ def test_the_oracle_never_decides_on_no_evidence() -> None:
     assert shiprail_oracle().horizon(narrow) is None
 
 
+def test_the_oracle_reads_its_data_through_the_same_scrapes_as_the_strategies() -> None:
+    oracle = shiprail_oracle()
+    cell = Scenario(name="x", kind="error", error_factor=3, rpm=30_000, duration=3600.0)
+    tick = oracle.horizon_tick(cell)
+    assert tick is not None and oracle.horizon(cell) == tick * 10.0
+    missing = np.zeros(cell.ticks, dtype=bool)
+    assert oracle.decision_tick(cell, missing) == tick
+    # A look at tick k finds nothing when the scrape of tick k − 1 is missing.
+    missing[tick - 1 : tick + 2] = True
+    assert oracle.decision_tick(cell, missing) == tick + 3
+    missing[tick - 1 :] = True
+    assert oracle.decision_tick(cell, missing) is None
+
+
 def test_the_oracle_needs_less_time_with_more_traffic_and_never_decides_a_good_release() -> None:
     oracle = shiprail_oracle()
     times = [

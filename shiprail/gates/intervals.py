@@ -1,0 +1,208 @@
+"""The histogram's per-interval test, beside its count test. Pure: numbers in, numbers out.
+
+At a busy service what separates canary and baseline from one interval to the next is not
+which requests happened to be slow but how the two sets of pods are doing: each arm's
+latency wobbles, and a count test must divide its counts by a dispersion it can only bound
+from the few intervals it has seen, so it waits several times longer than the evidence
+needs. This test looks at each interval as one observation instead.
+
+For each bucket bound b (a `Key`) and interval, it takes the canary's share of requests
+slower than (1 + δ)·b and the baseline's slower than b, and their difference on the probit
+scale, d = Φ⁻¹(canary) − Φ⁻¹(baseline). A canary no more than (1 + δ)× slower has d ≤ 0
+whatever the latency distribution, since its share slower than (1 + δ)·b is then at most
+the baseline's slower than b. The probit scale is where a shift of log latency moves every
+share alike: both arms' latency moving together (a shared dependency, a shock) cancels in d,
+and the pods' wobble in log latency stays about normal where the shares themselves are
+skewed beyond any variance model. Each d has the binomial spread of its shares plus the
+pods' wobble, whose scale is unknown; so the test is a t-test: a Bayes factor with a
+normal prior on the effect in units of that scale (one-sided) and the right-Haar prior
+ds/s on the scale, which is an e-value whatever the scale is (Pérez-Ortiz, Lardy, de Heide
+& Grünwald, "E-statistics, group invariance and anytime-valid testing", Ann. Statist.
+2024). A test that restarts at a look also reads the scale from the intervals before its
+origin: under a good release they hold the same noise, and after a regression began at the
+origin they still hold only noise, where the intervals since would count the step as noise.
+That is what lets a restart decide within a few intervals of a regression's start.
+
+An interval enters a bound's test only where each arm is expected to have enough requests
+on both sides of it (`MIN_SPREAD`), judged from the shares before the interval, never from
+the interval itself: a choice made on what the interval shows would bias d. Below that,
+a share's probit is too far from normal, and the count test is the one that decides.
+
+Restarts and their weights are those of the count test (`sequential`); each restart fixes
+at its origin the bounds it averages over: the bounds expected to be usable then.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from shiprail.gates.sequential import Reading, kept, restart_weight
+
+# An interval is used at a bound when each arm expects n·p(1 − p) ≥ this many requests,
+# p its share slower than the bound: a binomial share's probit is near normal from there.
+MIN_SPREAD = 10.0
+# The prior scales of the effect per interval, in units of the interval's own spread: a
+# quiet bound's regression may move an interval by a fraction of its spread, a busy one's
+# by ten spreads, and a single scale that fits one wastes the other's evidence. The Bayes
+# factors of the scales are averaged (equal weights), which costs at most log 3.
+PRIOR_SCALES = (1.0, 4.0, 16.0)
+
+
+@dataclass(frozen=True)
+class IntervalWeighing:
+    # Each retained test's e-value (its mean over its bounds), by the look it began after
+    # (0: the start), for the tests that had bounds to average when they began.
+    tests: dict[int, float]
+    strongest: str | None  # the key with the most evidence now, None if there is none
+
+
+def weigh_intervals(
+    memory: dict[str, Any], reading: Reading, *, at: float, interval: float, planned_looks: int
+) -> IntervalWeighing:
+    """One look at `at` seconds into the step: fold the interval since the last look into
+    each bound's sums and weigh every retained test. `interval` is the gate's cadence,
+    the unit of an interval's length (a missed look makes the next interval longer)."""
+    look = int(memory.get("looks", 0)) + 1
+    memory["looks"] = look
+    last = memory.get("last")
+    if last is None or len(last[0]) != len(reading.canary) or len(last[1]) != len(reading.baseline):
+        # The first look, or the histogram gained or lost a bucket: start the sums afresh.
+        memory["keys"], memory["marks"] = {}, []
+        step_c, step_b, length = reading.canary, reading.baseline, 0.0
+    else:
+        step_c, step_b = _minus(reading.canary, last[0]), _minus(reading.baseline, last[1])
+        length = (at - float(memory["at"])) / interval if interval > 0 else 0.0
+    memory["at"], memory["last"] = at, [list(reading.canary), list(reading.baseline)]
+    keys: dict[str, Any] = memory["keys"]
+    traffic = (step_c[-1], step_b[-1])
+    for name, key in reading.keys.items():
+        state = keys.setdefault(name, {"p": None, "sums": [0.0, 0.0, 0.0, 0.0]})
+        counts = key.counts(step_c, step_b)
+        pooled = _pooled(counts, traffic)
+        if length > 0 and pooled is not None and _usable(pooled, traffic):
+            d = _probit_difference(counts, traffic, pooled)
+            sums = state["sums"]
+            for i, x in enumerate((1.0, length, length * d, length * d * d)):
+                sums[i] += x
+        state["p"] = _pooled(
+            key.counts(reading.canary, reading.baseline), (reading.canary[-1], reading.baseline[-1])
+        )
+
+    marks: list[list[Any]] = memory["marks"]
+    tests, strongest = _evidence(keys, marks, planned_looks)
+    if look <= planned_looks:
+        # A restart averages over the bounds it can expect to use, judged at its origin
+        # from the share so far and the traffic of the interval just seen.
+        usable = {
+            n: list(s["sums"]) for n, s in keys.items() if s["p"] is not None and _usable(s["p"], traffic)
+        }
+        # The first test stands for the one from the step's start (origin 0), which the
+        # count test begins before any data: an interval needs a look before it.
+        origin = look if memory.get("started") else 0
+        memory["started"] = True
+        marks.append([origin, usable])
+    memory["marks"] = [m for m in marks if m[0] == 0 or kept(int(m[0]), look)]
+    return IntervalWeighing(tests, strongest)
+
+
+def _minus(a: list[float], b: list[float]) -> list[float]:
+    return [max(x - y, 0.0) for x, y in zip(a, b, strict=True)]
+
+
+def _pooled(counts: tuple[float, float], traffic: tuple[float, float]) -> float | None:
+    """Both arms' share together: under a canary exactly (1 + δ)× slower the two shares are
+    one, and this is all the interval says of it, whatever it says of the difference."""
+    if traffic[0] <= 0 or traffic[1] <= 0:
+        return None
+    return min((counts[0] + counts[1]) / (traffic[0] + traffic[1]), 1.0)
+
+
+def _usable(pooled: float, traffic: tuple[float, float]) -> bool:
+    """Judged on the pooled share, never on either arm's own: a choice made on the canary's
+    share would pick the intervals where it happens to look slow."""
+    return all(n * pooled * (1 - pooled) >= MIN_SPREAD for n in traffic)
+
+
+def _probit_difference(counts: tuple[float, float], traffic: tuple[float, float], pooled: float) -> float:
+    """Φ⁻¹ of the canary's share minus Φ⁻¹ of the baseline's, each less the bias that Φ⁻¹
+    gives a binomial share of n requests, ½·Φ⁻¹''(p)·p(1 − p)/n = π·z·p(1 − p)·e^(z²)/n at
+    the pooled share p = Φ(z): the canary's fewer requests would otherwise lean its probit
+    toward the middle."""
+    from scipy.special import ndtri
+
+    z = float(ndtri(pooled))
+    curvature = math.pi * z * pooled * (1 - pooled) * math.exp(z * z)
+    d = 0.0
+    for sign, x, n in zip((1.0, -1.0), counts, traffic, strict=True):
+        share = min(max(x / n, 0.5 / n), 1 - 0.5 / n)
+        d += sign * (float(ndtri(share)) - curvature / n)
+    return d
+
+
+def _evidence(
+    keys: dict[str, Any], marks: list[list[Any]], planned_looks: int
+) -> tuple[dict[int, float], str | None]:
+    """Each test's mean over its bounds of the t-test's Bayes factor, and the bound that
+    contributes most to the mixture."""
+    import numpy as np
+
+    rows = [(int(m[0]), name, pre) for m in marks for name, pre in m[1].items()]
+    if not rows:
+        return {}, None
+    pre = np.array([r[2] for r in rows], dtype=float)
+    now = np.array([keys[r[1]]["sums"] for r in rows], dtype=float)
+    bf = sum(np.exp(np.minimum(log_t_bayes_factor(pre, now - pre, g), 700.0)) for g in PRIOR_SCALES) / len(
+        PRIOR_SCALES
+    )
+    bounds = {int(m[0]): len(m[1]) for m in marks}
+    tests: dict[int, float] = {}
+    by_key: dict[str, float] = {}
+    for (origin, name, _), x in zip(rows, bf, strict=True):
+        share = float(x) / bounds[origin]
+        tests[origin] = tests.get(origin, 0.0) + share
+        by_key[name] = by_key.get(name, 0.0) + restart_weight(origin, planned_looks) * share
+    best = max(by_key, key=lambda k: by_key[k])
+    return tests, best if by_key[best] > 0 else None
+
+
+def log_t_bayes_factor(before: Any, since: Any, scale: float) -> Any:
+    """log of the one-sided t-test Bayes factor for "the mean since the origin is > 0".
+
+    Rows of `before` and `since` are sums [count, Σℓ, Σℓd, Σℓd²] of observations d with
+    variance s²/ℓ: before the origin (they only tell the scale s, about their own mean) and
+    since (mean μ). The prior on δ = μ/s is half-normal with `scale`, the prior on s is
+    ds/s. With T the residual sum of squares of both parts, L = Σℓ and M the mean since,
+    ν = n_since + n_before − 1 (the before part has lost one to its own mean), A = T + L·M²
+    and A' = T + L·M²/(1 + Lγ²):
+
+        BF = 2 (1 + Lγ²)^(−½) (A/A')^(ν/2) F_t,ν(L·M·γ·√(ν / (A'(1 + Lγ²))))
+
+    which is 1 with nothing since the origin.
+    """
+    import numpy as np
+    from scipy.special import stdtr
+
+    before, since = np.atleast_2d(before), np.atleast_2d(since)
+    m, l0, s1, s2 = before.T
+    n, length, t1, t2 = since.T
+    rss_before = np.where(l0 > 0, s2 - np.divide(s1 * s1, l0, out=np.zeros_like(l0), where=l0 > 0), 0.0)
+    mean = np.divide(t1, length, out=np.zeros_like(length), where=length > 0)
+    rss_since = np.where(length > 0, t2 - t1 * mean, 0.0)
+    residual = np.maximum(rss_before, 0.0) + np.maximum(rss_since, 0.0)
+    nu = n + np.maximum(m - 1, 0.0)
+    g2 = scale * scale
+    shrink = 1 + length * g2
+    a = residual + length * mean * mean
+    a_prime = residual + length * mean * mean / shrink
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = length * mean * scale * np.sqrt(nu / (a_prime * shrink))
+        log_bf = (
+            math.log(2)
+            - 0.5 * np.log(shrink)
+            + 0.5 * nu * (np.log(a) - np.log(a_prime))
+            + np.log(stdtr(nu, x))
+        )
+    # No observation since the origin (or none with spread): no evidence either way.
+    return np.where((n > 0) & (a_prime > 0) & np.isfinite(log_bf), log_bf, 0.0)
