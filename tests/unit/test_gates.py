@@ -378,7 +378,7 @@ class TestCompareHistogram:
 
     def test_false_failures_stay_below_alpha_over_many_looks(self) -> None:
         # Identical latency on both arms, 30 looks of a growing window, α = 0.2 and no
-        # tolerance. The gate fails 0.5 % of these runs; one that paid nothing for peeking
+        # tolerance. The gate fails none of these runs; one that paid nothing for peeking
         # (each bound's one-sided z-test at every look, no memory) fails 38 %.
         g = gate(type="compare", histogram="h", confidence=0.8)
         bounds = tuple(self.STABLE)
@@ -406,6 +406,15 @@ class TestCompareHistogram:
                     failed += 1
                     break
         assert failed / runs <= 0.2
+
+    def test_each_origin_splits_its_weight_only_where_both_tests_run(self) -> None:
+        from shiprail.gates.compare import _together
+
+        # Origin 0 (weight ½) has both tests; the restart after look 5 (weight ½ / 10) only
+        # the count test, whose e-value then takes the restart's whole weight.
+        assert _together({0: 10.0, 5: 100.0}, {0: 30.0}, 10) == pytest.approx(0.5 * 20 + 0.05 * 100)
+        # A per-interval test whose count test was thinned away still counts for its half.
+        assert _together({0: 2.0}, {0: 2.0, 7: 40.0}, 10) == pytest.approx(0.5 * 2 + 0.05 * 20)
 
     def test_no_buckets_or_no_traffic_is_inconclusive(self) -> None:
         assert run(self.G, {"canary": QueryResult(), "baseline": histogram(9000, self.STABLE)}).no_data

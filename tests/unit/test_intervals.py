@@ -1,0 +1,109 @@
+"""The histogram's per-interval test: a t-test on each interval's probit difference of shares."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from shiprail.gates.intervals import log_t_bayes_factor, weigh_intervals
+from shiprail.gates.sequential import Key, Reading, mixture
+
+
+def _sums(values: Any) -> list[float]:
+    """[count, Σℓ, Σℓd, Σℓd²] of observations with ℓ = 1."""
+    d = np.asarray(values, dtype=float)
+    return [float(len(d)), float(len(d)), float(d.sum()), float((d * d).sum())]
+
+
+def _by_integration(before: Any, since: Any, scale: float) -> float:
+    """The Bayes factor from its definition: likelihood of both parts under a mean δ·s since
+    the origin (δ half-normal), over the likelihood under a mean 0, each integrated over
+    the scale s with ds/s; the part before only tells the scale, about its own mean."""
+    pre = np.asarray(before, dtype=float)
+    post = np.asarray(since, dtype=float)
+    rss_pre = float(((pre - pre.mean()) ** 2).sum()) if len(pre) else 0.0
+    nu_pre = max(len(pre) - 1, 0)
+
+    def likelihood(s: float, mu: float) -> float:
+        return float(
+            s ** -(nu_pre + len(post)) * math.exp(-(rss_pre + ((post - mu) ** 2).sum()) / (2 * s * s))
+        )
+
+    def h1(s: float) -> float:
+        inner = integrate.quad(lambda d: 2 * stats.norm.pdf(d, 0, scale) * likelihood(s, d * s), 0, np.inf)[0]
+        return inner / s
+
+    h0 = integrate.quad(lambda s: likelihood(s, 0.0) / s, 1e-3, 30, limit=200)[0]
+    return integrate.quad(h1, 1e-3, 30, limit=200)[0] / h0
+
+
+@pytest.mark.parametrize(
+    ("before", "since", "scale"),
+    [
+        ([0.1, -0.3, 0.2, 0.0, -0.1], [0.8, 0.5, 1.1], 1.0),
+        ([0.4, 0.1, 0.3], [-0.2, 0.1], 4.0),
+        ([], [0.5, 0.9], 1.0),
+    ],
+)
+def test_the_t_bayes_factor_is_the_integral_it_claims(
+    before: list[float], since: list[float], scale: float
+) -> None:
+    closed = math.exp(float(log_t_bayes_factor(_sums(before), _sums(since), scale)[0]))
+    assert closed == pytest.approx(_by_integration(before, since, scale), rel=2e-3)
+
+
+@pytest.mark.parametrize("spread", [0.01, 100.0])
+def test_the_t_bayes_factor_is_an_e_value_whatever_the_scale(spread: float) -> None:
+    """Under the null, the running maximum over a test's looks passes 1/α at most α of the
+    time (Ville), with the scale learnt from the data before the origin and since."""
+    rng = np.random.default_rng(3)
+    alpha, runs, crossed = 0.05, 3000, 0
+    for _ in range(runs):
+        pre = _sums(rng.normal(0.3, spread, 8))  # its own mean: only the scale counts
+        values = rng.normal(0.0, spread, 30)
+        since = np.array([_sums(values[: k + 1]) for k in range(30)])
+        best = float(np.max(log_t_bayes_factor(np.tile(pre, (30, 1)), since, 4.0)))
+        crossed += best >= math.log(1 / alpha)
+    assert crossed / runs <= alpha
+
+
+def test_a_restart_reads_the_scale_from_before_its_origin() -> None:
+    """Three intervals a clear step above twenty quiet ones: with the quiet intervals' scale
+    the restart is sure at once; with only its own three it cannot be."""
+    rng = np.random.default_rng(4)
+    quiet, step = rng.normal(0.0, 0.2, 20), rng.normal(1.0, 0.2, 3)
+    informed = float(log_t_bayes_factor(_sums(quiet), _sums(step), 4.0)[0])
+    alone = float(log_t_bayes_factor([0.0] * 4, _sums(step), 4.0)[0])
+    assert informed > math.log(1e5) and alone < math.log(100)
+
+
+def _far_bound_readings(rng: np.random.Generator, looks: int) -> list[Reading]:
+    """A bound almost no request is slower than, but for shocks in which both arms are: the
+    same distribution in each arm, ten times the baseline's traffic."""
+    canary, baseline = np.zeros(2), np.zeros(2)
+    readings = []
+    for look in range(looks):
+        share = 0.2 if look % 7 == 3 else 1e-5
+        n = rng.poisson([400, 4000])
+        canary += [rng.binomial(n[0], share), n[0]]
+        baseline += [rng.binomial(n[1], share), n[1]]
+        readings.append(Reading(list(canary), list(baseline), {"far": Key(((0, 1.0),), 0)}))
+    return readings
+
+
+def test_intervals_are_chosen_on_the_pooled_share_not_the_canarys() -> None:
+    """With no slow request in either arm, the canary's share of 0 of n reads higher on the
+    probit scale than the baseline's, having fewer requests: an interval chosen because the
+    share so far looked usable would pile that lean up into evidence. Judged on the interval's
+    pooled share, only the shocks are used, and a canary no slower never looks slower."""
+    rng = np.random.default_rng(6)
+    memory: dict[str, Any] = {}
+    for look, reading in enumerate(_far_bound_readings(rng, 60), start=1):
+        weighing = weigh_intervals(memory, reading, at=10.0 * look, interval=10.0, planned_looks=60)
+        assert mixture(weighing.tests, 60) < 1
+    used = memory["keys"]["far"]["sums"][0]
+    assert 5 <= used <= 9  # the shocks' intervals, one look in seven

@@ -1,0 +1,95 @@
+"""The histogram's count test: canary and baseline at each bound as two binomial samples."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.stats import hypergeom
+
+from shiprail.gates.sequential import Key, Reading, mixture, weigh
+from shiprail.gates.two_sample import _bound_weights, _kearns_saul, weigh_shares
+
+TILTS = np.array([0.05, 0.3, 1.0, 2.0, 3.0, 5.0])
+
+
+def _bennett(psi: Any, n_c: float, q: float) -> Any:
+    return (np.exp(psi) - 1 - psi) * n_c * q * (1 - q)
+
+
+@pytest.mark.parametrize("q", [0.001, 0.05, 0.2, 0.5, 0.7, 0.99])
+def test_kearns_saul_bounds_the_bernoulli_cgf_and_touches_it_once(q: float) -> None:
+    psi = np.linspace(-8, 8, 3201)
+    cgf = np.log1p(q * np.expm1(psi)) - q * psi
+    bound = _kearns_saul(q) * psi**2
+    assert np.all(cgf <= bound + 1e-12)
+    if q != 0.5:
+        touch = 2 * math.log((1 - q) / q)
+        assert math.log1p(q * math.expm1(touch)) - q * touch == pytest.approx(_kearns_saul(q) * touch**2)
+
+
+@pytest.mark.parametrize(
+    ("n_c", "n_b", "slow"), [(1, 4, 2), (3, 20, 12), (8, 8, 3), (20, 200, 180), (5, 60, 1)]
+)
+def test_the_tilted_count_is_an_e_value_given_the_margins(n_c: int, n_b: int, slow: int) -> None:
+    """Under the null the canary's slow count given the interval's margins is hypergeometric:
+    the exponent with either bound on its CGF (the test takes the smaller) averages ≤ 1."""
+    n = n_c + n_b
+    q = slow / n
+    support = np.arange(max(0, slow - n_b), min(n_c, slow) + 1)
+    pmf = hypergeom(n, slow, n_c).pmf(support)
+    for psi in TILTS:
+        bound = min(_bennett(psi, n_c, q), psi * psi * n_c * _kearns_saul(q))
+        mean = float(np.sum(pmf * np.exp(psi * (support - n_c * q) - bound)))
+        assert mean <= 1 + 1e-9, (psi, mean)
+
+
+def _reading(canary: tuple[float, float], baseline: tuple[float, float]) -> Reading:
+    """One bound: slow requests, then traffic, cumulative for each arm."""
+    return Reading(list(canary), list(baseline), {"b": Key(((0, 1.0),), 0)})
+
+
+def test_the_count_test_reads_what_the_fast_requests_say_too() -> None:
+    """At a central bound (30 % of the baseline slower, 60 % of the canary) on a quiet
+    service, the Poisson form reads only the slow requests, with variance n·q for n·q(1 − q)."""
+    shares, poisson = {}, {}
+    canary, baseline = np.zeros(2), np.zeros(2)
+    for _ in range(30):
+        canary += [3, 5]
+        baseline += [15, 50]
+        reading = _reading((canary[0], canary[1]), (baseline[0], baseline[1]))
+        two = weigh_shares(shares, reading, planned_looks=30)
+        one = weigh(poisson, reading, max_increase=0.0, prior_strength=10.0, planned_looks=30)
+    assert mixture(two.tests, 30) > 1e4
+    assert mixture(two.tests, 30) > 30 * mixture(one.tests, 30)
+
+
+def test_a_canary_no_slower_gathers_no_evidence() -> None:
+    memory: dict[str, Any] = {}
+    canary, baseline = np.zeros(2), np.zeros(2)
+    for _ in range(30):
+        canary += [10, 50]
+        baseline += [100, 500]
+        weighing = weigh_shares(
+            memory, _reading((canary[0], canary[1]), (baseline[0], baseline[1])), planned_looks=30
+        )
+    assert max(weighing.tests.values()) < 1
+    assert weighing.strongest is None
+
+
+def test_a_restart_weighs_the_bounds_where_a_shift_shows() -> None:
+    sums = {
+        "middle": [0, 50, 0, 0, 100, 0],  # pooled share ½
+        "tail": [0, 2, 0, 0, 100, 0],  # 2 %
+        "all slow": [0, 99.9, 0, 0, 100, 0],
+        "none slow": [0, 0, 0, 0, 100, 0],
+    }
+    weights = _bound_weights(sums)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["middle"] > weights["tail"] > weights.get("all slow", 0.0) > 0
+    assert "none slow" not in weights
+    # Before any request, every bound alike.
+    empty = {name: [0.0] * 6 for name in sums}
+    assert _bound_weights(empty) == {name: 0.25 for name in sums}
