@@ -36,6 +36,9 @@ from typing import Any
 from shiprail.gates.sequential import DISPERSION_ASSURANCE, Reading, kept, restart_weight
 from shiprail.gates.stats import MAX_LOG_WOBBLE, excess_bound
 
+# A single interval counts for at most this many spreads (see `_observe`): 8 nats of
+# evidence at most, short of what any test needs alone.
+CLIP_SPREADS = 4.0
 # The tilts ψ the mixture spreads its prior over: log-spaced from a shift of a fiftieth in
 # log odds to one of 5 (odds ×150), equally weighted (a scale-free prior).
 _TILTS = tuple(0.02 * 250 ** (i / 29) for i in range(30))
@@ -68,9 +71,10 @@ def weigh_shares(memory: dict[str, Any], reading: Reading, *, planned_looks: int
     marks: list[dict[str, Any]] = memory["marks"]
     names = list(reading.keys)
     n_c, n_b = step_c[-1], step_b[-1]
-    for name in names:
+    taus = _wobble_bounds(bounds, names)
+    for name, tau in zip(names, taus, strict=True):
         state = bounds.setdefault(name, {"sums": [0.0] * 7, "pairs": [0.0, 0.0, 0]})
-        pair = _observe(state, *reading.keys[name].counts(step_c, step_b), n_c, n_b)
+        pair = _observe(state, *reading.keys[name].counts(step_c, step_b), n_c, n_b, float(tau))
         if pair is not None:
             for mark in marks:
                 # The pair across a restart's origin is not inside its window: if a
@@ -121,9 +125,12 @@ def _minus(a: list[float], b: list[float]) -> list[float]:
     return [max(x - y, 0.0) for x, y in zip(a, b, strict=True)]
 
 
-def _observe(state: dict[str, Any], x: float, b: float, n_c: float, n_b: float) -> tuple[float, float] | None:
+def _observe(
+    state: dict[str, Any], x: float, b: float, n_c: float, n_b: float, tau: float
+) -> tuple[float, float] | None:
     """Fold one interval of one bound into its sums; return the pair it makes with the
-    interval before (its χ² and identification weight), if any."""
+    interval before (its χ² and identification weight), if any. `tau` is the wobble bound
+    before this interval."""
     if n_c <= 0 or n_b <= 0:
         return None
     x = min(x, n_c)
@@ -137,7 +144,14 @@ def _observe(state: dict[str, Any], x: float, b: float, n_c: float, n_b: float) 
     # its count, and X − n_c·q = (1 − ρ)X − ρB puts both arms in it.
     scale = (q * (1 - q)) ** 2
     wobble = max(n_c * n_c - n_c / (2 * (1 - own)), 0.0) * scale
-    for i, add in enumerate((x, n_c * q, n_c * q * (1 - q), wobble, n_c, n_c + n_b, n_c * _kearns_saul(q))):
+    # No one interval may count for more than CLIP_SPREADS of its spread: far in the tail of
+    # a narrow distribution, pods a little slower move a share eightyfold, which no variance
+    # describes, and one such interval is all a restart made just before it would see. The
+    # clip is set before the interval is read (by its margins and the noise so far), and a
+    # count clipped from above keeps the bound on its CGF, so the test stays an e-process.
+    var = n_c * q * (1 - q)
+    clipped = min(x, n_c * q + CLIP_SPREADS * math.sqrt(var + tau * wobble))
+    for i, add in enumerate((clipped, n_c * q, var, wobble, n_c, n_c + n_b, n_c * _kearns_saul(q))):
         sums[i] += add
     # The difference of the canary's share from the pooled one, and its variance given the
     # interval's margins: exactly the hypergeometric's, so that a pair's χ² is 1 on average
@@ -186,6 +200,26 @@ def _kearns_saul(q: float) -> float:
     if abs(q - 0.5) < 1e-9:
         return 0.125
     return (1 - 2 * q) / (4 * math.log((1 - q) / q))
+
+
+def _wobble_bounds(bounds: dict[str, Any], names: list[str]) -> Any:
+    """Each bound's wobble bound from every interval so far (what pods plausibly do before
+    any pair)."""
+    import numpy as np
+
+    rows = []
+    for name in names:
+        state = bounds.get(name)
+        if state is None or state["sums"][5] <= 0:
+            rows.append(([0.0, 0.0, 0], 2 * MAX_LOG_WOBBLE))
+            continue
+        own = state["sums"][4] / state["sums"][5]
+        rows.append((state["pairs"], 2 * MAX_LOG_WOBBLE * (1 - own) ** 2))
+    if not rows:
+        return np.zeros(0)
+    observed, identified, m = np.array([r[0] for r in rows], dtype=float).T
+    plausible = np.array([r[1] for r in rows])
+    return excess_bound(observed, identified, m, plausible, DISPERSION_ASSURANCE)
 
 
 def _noise(bounds: dict[str, Any], marks: list[dict[str, Any]], names: list[str], since: Any) -> Any:

@@ -93,3 +93,31 @@ def test_a_restart_weighs_the_bounds_where_a_shift_shows() -> None:
     # Before any request, every bound alike.
     empty = {name: [0.0] * 6 for name in sums}
     assert _bound_weights(empty) == {name: 0.25 for name in sums}
+
+
+def _burst_then_quiet(memory: dict[str, Any], rng: np.random.Generator) -> float:
+    """Thirty looks at a tail bound 0.6 % of requests are slower than, then one interval in
+    which the canary's pods are slower (17 % of its requests past the bound against the
+    baseline's 0.25 %: the interval that rolled back a good canary in the random cells),
+    then quiet again. The largest mixture seen."""
+    canary, baseline = np.zeros(2), np.zeros(2)
+    best = 0.0
+    for look in range(1, 41):
+        n_c, n_b = 175, 8871
+        share_c = 29 / 175 if look == 31 else 0.006
+        canary += [rng.binomial(n_c, share_c), n_c]
+        baseline += [rng.binomial(n_b, 0.0025 if look == 31 else 0.006), n_b]
+        weighing = weigh_shares(
+            memory, _reading((canary[0], canary[1]), (baseline[0], baseline[1])), planned_looks=40
+        )
+        best = max(best, mixture(weighing.tests, 40))
+    return best
+
+
+def test_no_single_interval_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shiprail.gates import two_sample
+
+    assert _burst_then_quiet({}, np.random.default_rng(8)) < 100
+    # The same stream without the clip: the restart made just before the burst is sure.
+    monkeypatch.setattr(two_sample, "CLIP_SPREADS", math.inf)
+    assert _burst_then_quiet({}, np.random.default_rng(8)) > 1000
