@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shiprail.gates.sequential import Reading, kept, restart_weight
+from shiprail.gates.sequential import Reading, compact, kept, restart_weight
 
 # An interval is used at a bound when each arm expects n·p(1 − p) ≥ this many requests,
 # p its share slower than the bound: a binomial share's probit is near normal from there.
@@ -96,7 +96,9 @@ def weigh_intervals(
         # A restart averages over the bounds it can expect to use, judged at its origin
         # from the share so far and the traffic of the interval just seen.
         usable = {
-            n: list(s["sums"]) for n, s in keys.items() if s["p"] is not None and _usable(s["p"], traffic)
+            n: [compact(x) for x in s["sums"]]
+            for n, s in keys.items()
+            if s["p"] is not None and _usable(s["p"], traffic)
         }
         # The first test stands for the one from the step's start (origin 0), which the
         # count test begins before any data: an interval needs a look before it.

@@ -33,12 +33,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shiprail.gates.sequential import DISPERSION_ASSURANCE, Reading, kept, restart_weight
+from shiprail.gates.sequential import DISPERSION_ASSURANCE, Reading, compact, kept, restart_weight
 from shiprail.gates.stats import MAX_LOG_WOBBLE, excess_bound
 
 # A single interval counts for at most this many spreads (see `_observe`): 8 nats of
 # evidence at most, short of what any test needs alone.
 CLIP_SPREADS = 4.0
+# A bound's sums: clipped slow count, its expectation, its variance, the wobble's part of
+# it, the Kearns-Saul variance; then canary and all traffic. A restart keeps the first five.
+_MARKED = 5
 # The tilts ψ the mixture spreads its prior over: log-spaced from a shift of a fiftieth in
 # log odds to one of 5 (odds ×150), equally weighted (a scale-free prior).
 _TILTS = tuple(0.02 * 250 ** (i / 29) for i in range(30))
@@ -73,30 +76,30 @@ def weigh_shares(memory: dict[str, Any], reading: Reading, *, planned_looks: int
     n_c, n_b = step_c[-1], step_b[-1]
     taus = _wobble_bounds(bounds, names)
     for name, tau in zip(names, taus, strict=True):
-        state = bounds.setdefault(name, {"sums": [0.0] * 7, "pairs": [0.0, 0.0, 0]})
+        state = bounds.setdefault(name, {"sums": [0.0] * (_MARKED + 2), "pairs": [0.0, 0.0, 0]})
         pair = _observe(state, *reading.keys[name].counts(step_c, step_b), n_c, n_b, float(tau))
         if pair is not None:
             for mark in marks:
                 # The pair across a restart's origin is not inside its window: if a
                 # regression began there, that pair is its step.
-                if look - int(mark["look"]) >= 2:
+                if look - int(mark["look"]) >= 2 and name in mark["weights"]:
                     inside = mark["inside"].setdefault(name, [0.0, 0.0, 0])
                     for i, x in enumerate((*pair, 1)):
-                        inside[i] += x
+                        inside[i] = compact(inside[i] + x)
     if not names:
         return ShareWeighing({}, None, {})
 
     origins = [0] + [int(m["look"]) for m in marks]
-    now = np.array([bounds[n]["sums"] for n in names], dtype=float)
-    before = np.zeros((len(origins), len(names), 7))
+    now = np.array([bounds[n]["sums"][:_MARKED] for n in names], dtype=float)
+    before = np.zeros((len(origins), len(names), _MARKED))
     for row, mark in enumerate(marks, start=1):
-        before[row] = [mark["sums"].get(n, [0.0] * 7) for n in names]
+        before[row] = [mark["sums"].get(n, [0.0] * _MARKED) for n in names]
     since = now[None] - before  # origins × bounds × [Σx, Σμ, ΣV, Σwobble, Σn_c, Σn, ΣG]
     phi = _noise(bounds, marks, names, since)
     score, var = since[..., 0] - since[..., 1], np.maximum(since[..., 2], 0.0)
     psi = np.array(_TILTS)[:, None, None]
     # Σ of each interval's bound on its CGF is at most the smaller of the two sums.
-    cgf = np.minimum((np.exp(psi) - 1 - psi) * var[None], psi * psi * since[None, ..., 6])
+    cgf = np.minimum((np.exp(psi) - 1 - psi) * var[None], psi * psi * since[None, ..., 4])
     log_e = (psi * score[None] - cgf) / phi[None]
     e = np.exp(np.minimum(log_e, 700.0)).mean(axis=0)  # origins × bounds
     # Each test's bounds weighed as fixed at its origin (the test from the start: equally).
@@ -109,12 +112,13 @@ def weigh_shares(memory: dict[str, Any], reading: Reading, *, planned_looks: int
     evidence = np.array([restart_weight(o, planned_looks) for o in origins]) @ e
     strongest = names[int(np.argmax(evidence))] if float(evidence.max()) > float(evidence.min()) else None
     if look <= planned_looks:
+        kept_bounds = _bound_weights({n: bounds[n]["sums"] for n in names})
         marks.append(
             {
                 "look": look,
-                "sums": {n: list(bounds[n]["sums"]) for n in names},
+                "sums": {n: [compact(x) for x in bounds[n]["sums"][:_MARKED]] for n in kept_bounds},
                 "inside": {},
-                "weights": _bound_weights({n: bounds[n]["sums"] for n in names}),
+                "weights": {n: compact(w) for n, w in kept_bounds.items()},
             }
         )
     memory["marks"] = [m for m in marks if kept(int(m["look"]), look)]
@@ -151,7 +155,7 @@ def _observe(
     # count clipped from above keeps the bound on its CGF, so the test stays an e-process.
     var = n_c * q * (1 - q)
     clipped = min(x, n_c * q + CLIP_SPREADS * math.sqrt(var + tau * wobble))
-    for i, add in enumerate((clipped, n_c * q, var, wobble, n_c, n_c + n_b, n_c * _kearns_saul(q))):
+    for i, add in enumerate((clipped, n_c * q, var, wobble, n_c * _kearns_saul(q), n_c, n_c + n_b)):
         sums[i] += add
     # The difference of the canary's share from the pooled one, and its variance given the
     # interval's margins: exactly the hypergeometric's, so that a pair's χ² is 1 on average
@@ -179,14 +183,16 @@ def _bound_weights(sums: dict[str, list[float]]) -> dict[str, float]:
 
     info = {}
     for name, s in sums.items():
-        q = s[1] / s[4] if s[4] > 0 else 0.0
+        q = s[1] / s[5] if s[5] > 0 else 0.0
         if 0.0 < q < 1.0:
             z = float(ndtri(q))
             info[name] = math.exp(-z * z) / (2 * math.pi) / (q * (1 - q))
     total = sum(info.values())
     if total <= 0:
         return {name: 1 / len(sums) for name in sums}
-    return {name: x / total for name, x in info.items()}
+    # A bound of almost no weight is left out, so a restart keeps only the bounds it uses.
+    kept = {name: x for name, x in info.items() if x >= 1e-3 * total}
+    return {name: x / sum(kept.values()) for name, x in kept.items()}
 
 
 def _kearns_saul(q: float) -> float:
@@ -210,10 +216,10 @@ def _wobble_bounds(bounds: dict[str, Any], names: list[str]) -> Any:
     rows = []
     for name in names:
         state = bounds.get(name)
-        if state is None or state["sums"][5] <= 0:
+        if state is None or state["sums"][6] <= 0:
             rows.append(([0.0, 0.0, 0], 2 * MAX_LOG_WOBBLE))
             continue
-        own = state["sums"][4] / state["sums"][5]
+        own = state["sums"][5] / state["sums"][6]
         rows.append((state["pairs"], 2 * MAX_LOG_WOBBLE * (1 - own) ** 2))
     if not rows:
         return np.zeros(0)
@@ -230,10 +236,10 @@ def _noise(bounds: dict[str, Any], marks: list[dict[str, Any]], names: list[str]
     phi = np.ones(since.shape[:2])
     for col, name in enumerate(names):
         total = bounds[name]["sums"]
-        if total[4] <= 0 or total[5] <= 0:
+        if total[5] <= 0 or total[6] <= 0:
             continue
         # What pods plausibly do: either arm's odds halving or doubling between intervals.
-        own = total[4] / total[5]
+        own = total[5] / total[6]
         plausible = 2 * MAX_LOG_WOBBLE * (1 - own) ** 2
         rows = [bounds[name]["pairs"]] + [m["inside"].get(name, [0.0, 0.0, 0]) for m in marks]
         observed, identified, m = np.array(rows, dtype=float).T

@@ -81,17 +81,17 @@ def test_a_canary_no_slower_gathers_no_evidence() -> None:
 
 def test_a_restart_weighs_the_bounds_where_a_shift_shows() -> None:
     sums = {
-        "middle": [0, 50, 0, 0, 100, 0],  # pooled share ½
-        "tail": [0, 2, 0, 0, 100, 0],  # 2 %
-        "all slow": [0, 99.9, 0, 0, 100, 0],
-        "none slow": [0, 0, 0, 0, 100, 0],
+        "middle": [0, 50, 0, 0, 0, 100, 0],  # pooled share ½
+        "tail": [0, 2, 0, 0, 0, 100, 0],  # 2 %
+        "all slow": [0, 99.9, 0, 0, 0, 100, 0],
+        "none slow": [0, 0, 0, 0, 0, 100, 0],
     }
     weights = _bound_weights(sums)
     assert sum(weights.values()) == pytest.approx(1.0)
-    assert weights["middle"] > weights["tail"] > weights.get("all slow", 0.0) > 0
+    assert weights["middle"] > weights["tail"] > weights["all slow"] > 0
     assert "none slow" not in weights
     # Before any request, every bound alike.
-    empty = {name: [0.0] * 6 for name in sums}
+    empty = {name: [0.0] * 7 for name in sums}
     assert _bound_weights(empty) == {name: 0.25 for name in sums}
 
 
