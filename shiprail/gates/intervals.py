@@ -83,9 +83,11 @@ def weigh_intervals(
         pooled = _pooled(counts, traffic)
         if length > 0 and pooled is not None and _usable(pooled, traffic):
             d = _probit_difference(counts, traffic, pooled)
+            weight = _precision(state, length, _sampling(pooled, traffic))
             sums = state["sums"]
-            for i, x in enumerate((1.0, length, length * d, length * d * d)):
+            for i, x in enumerate((1.0, weight, weight * d, weight * d * d)):
                 sums[i] += x
+            _observe_spread(state, d, _sampling(pooled, traffic), length)
         state["p"] = _pooled(
             key.counts(reading.canary, reading.baseline), (reading.canary[-1], reading.baseline[-1])
         )
@@ -125,6 +127,40 @@ def _usable(pooled: float, traffic: tuple[float, float]) -> bool:
     """Judged on the pooled share, never on either arm's own: a choice made on the canary's
     share would pick the intervals where it happens to look slow."""
     return all(n * pooled * (1 - pooled) >= MIN_SPREAD for n in traffic)
+
+
+def _sampling(pooled: float, traffic: tuple[float, float]) -> float:
+    """The binomial variance of d at the pooled share: p(1 − p)/φ(Φ⁻¹(p))² · (1/n_c + 1/n_b)."""
+    from scipy.special import ndtri
+
+    z = float(ndtri(pooled))
+    return 2 * math.pi * math.exp(z * z) * pooled * (1 - pooled) * (1 / traffic[0] + 1 / traffic[1])
+
+
+def _precision(state: dict[str, Any], length: float, sampling: float) -> float:
+    """An interval's weight in the t-test, fixed before it is read: the inverse of its
+    variance, its binomial part (from its margins) plus the pods' wobble per tick over its
+    length (a point estimate from the pairs before it), in units of a typical interval's.
+    The t-test then learns only what is left of the scale. Weighing by length alone read a
+    diurnal service's quiet hours with the scale of its busy ones: a trough's binomial noise
+    is three times the peak's."""
+    spread = state.get("spread") or [0.0, 0.0, 0.0, 0.0]
+    wobble = max(spread[0] / spread[1], 0.0) if spread[1] > 0 else 0.0
+    typical = spread[2] / spread[3] if spread[3] > 0 else sampling * length
+    return (typical + wobble) / (sampling + wobble / length)
+
+
+def _observe_spread(state: dict[str, Any], d: float, sampling: float, length: float) -> None:
+    """Fold an interval into its bound's wobble estimate: E[(dᵢ − dᵢ₋₁)²] = vᵢ + vᵢ₋₁ +
+    w·(1/ℓᵢ + 1/ℓᵢ₋₁), and into the typical binomial variance per tick."""
+    spread = state.setdefault("spread", [0.0, 0.0, 0.0, 0.0])
+    before = state.get("before")
+    if before is not None:
+        spread[0] += (d - before[0]) ** 2 - sampling - before[1]
+        spread[1] += 1 / length + 1 / before[2]
+    spread[2] += sampling * length
+    spread[3] += 1
+    state["before"] = [d, sampling, length]
 
 
 def _probit_difference(counts: tuple[float, float], traffic: tuple[float, float], pooled: float) -> float:
