@@ -1,4 +1,5 @@
-"""Gate decision quality: `python -m bench.gates [--scenarios PATH | --random-cells N --seed S] [--json OUT]`.
+"""Gate decision quality: `python -m bench.gates [--scenarios PATH | --random-cells N --seed S]
+[--strategies NAMES] [--json OUT]`.
 
 Replays each scenario's synthetic streams through every strategy (identical streams for all)
 and reports, per scenario and strategy: false-rollback rate with a 95 % Wilson interval on
@@ -109,8 +110,9 @@ def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any
     return report
 
 
-def _evaluate_cell(scenario: Scenario) -> dict[str, dict[str, Any]]:
-    return evaluate(scenario, STRATEGIES)
+def _evaluate_cell(job: tuple[Scenario, list[str]]) -> dict[str, dict[str, Any]]:
+    scenario, names = job
+    return evaluate(scenario, [x for x in STRATEGIES if x.name in names])
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -274,7 +276,7 @@ def summary_markdown(summary: dict[str, Any], names: list[str]) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    names = [x.name for x in STRATEGIES]
+    names = [x.name for x in STRATEGIES if x.name in results["scenarios"][0]["strategies"]]
     lines = ["### Good releases: false-rollback rate (95 % CI)", ""]
     lines += ["| scenario | runs | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
     for cell in results["scenarios"]:
@@ -330,6 +332,13 @@ def main(argv: list[str] | None = None) -> None:
         "--repetitions", type=positive, help="override every scenario's repetitions (smoke runs)"
     )
     parser.add_argument("--only", help="run only scenarios whose name contains this")
+    known = [x.name for x in STRATEGIES]
+    parser.add_argument(
+        "--strategies",
+        metavar="NAMES",
+        default=",".join(known),
+        help=f"comma-separated strategies to run (default all: {','.join(known)})",
+    )
     parser.add_argument(
         "--jobs", type=positive, default=os.cpu_count() or 1, help="processes (default: every core)"
     )
@@ -352,6 +361,12 @@ def main(argv: list[str] | None = None) -> None:
         corpus = [s for s in corpus if args.only in s.name]
         if not corpus:
             parser.exit(2, f"error: --only: no scenario of {source} has {args.only!r} in its name\n")
+    names = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in known]:
+        parser.exit(2, f"error: --strategies: no strategy {unknown[0]!r}; there are {', '.join(known)}\n")
+    if not names:
+        parser.exit(2, f"error: --strategies: name at least one of {', '.join(known)}\n")
+    names = [name for name in known if name in names]
     if args.repetitions:
         corpus = [replace(s, repetitions=args.repetitions) for s in corpus]
     started = time.monotonic()
@@ -360,7 +375,8 @@ def main(argv: list[str] | None = None) -> None:
     done = 0
     # Cells are independent (each has its own seed), so they run on every core.
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for scenario, report in zip(corpus, pool.map(_evaluate_cell, corpus), strict=True):
+        jobs = [(scenario, names) for scenario in corpus]
+        for scenario, report in zip(corpus, pool.map(_evaluate_cell, jobs), strict=True):
             cells.append({"scenario": asdict(scenario), "strategies": report})
             done += scenario.repetitions
             print(
@@ -369,7 +385,6 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,  # progress: `> report.md` keeps only the report
                 flush=True,
             )
-    names = [x.name for x in STRATEGIES]
     results = {
         "corpus": source,
         "seconds": time.monotonic() - started,

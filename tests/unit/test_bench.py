@@ -103,6 +103,8 @@ def test_bad_input_exits_2_naming_it_before_any_work(
         (gates_main, ["--random-cells", "3", "--seed", "-1"], "--seed: must be 0 or more"),
         (gates_main, ["--random-cells", "0"], "--random-cells: expected a whole number of at least 1"),
         (gates_main, ["--repetitions", "0"], "--repetitions: expected a whole number of at least 1"),
+        (gates_main, ["--strategies", "shiprail,kayanta"], "--strategies: no strategy 'kayanta'; there are"),
+        (gates_main, ["--strategies", ","], "--strategies: name at least one of"),
         (gates_main, ["--json", str(tmp_path / "missing" / "out.json")], "no folder"),
         (
             orchestrator_main,
@@ -257,6 +259,25 @@ def test_the_oracle_needs_less_time_with_more_traffic_and_never_decides_a_good_r
     ]
     assert all(t is not None for t in times) and times[0] > times[1] > times[2]  # type: ignore[operator]
     assert oracle.horizon(Scenario(name="g", kind="good")) is None
+
+
+def test_a_run_of_chosen_strategies_reports_only_them(capsys: pytest.CaptureFixture[str]) -> None:
+    gates_main(
+        [
+            "--random-cells",
+            "2",
+            "--seed",
+            "3",
+            "--repetitions",
+            "2",
+            "--jobs",
+            "1",
+            "--strategies",
+            "kayenta,shiprail",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "| kayenta |" in out and "| shiprail |" in out and "flagger" not in out
 
 
 def test_a_random_cell_run_prints_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
