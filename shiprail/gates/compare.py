@@ -8,12 +8,21 @@ measures between looks, restarts at every look for regressions that begin late, 
 the running maximum of its e-value, so it stays valid however often it looks and however
 busy the service is.
 
-Histogram (`histogram`): the same test at every bucket bound b of a latency histogram, with
-the tolerance in latency: the canary's share slower than (1 + δ)·b, read between its bucket
+Histogram (`histogram`): at every bucket bound b of a latency histogram, with the
+tolerance in latency: the canary's share slower than (1 + δ)·b, read between its bucket
 bounds, against the baseline's share slower than b. A regression shows wherever in the
 distribution it is largest, with no bound picked in advance, and a shift smaller than δ
-passes at any traffic. The bounds' e-values are averaged: a good canary is good at every
-bound, and under that null the average is an e-value too.
+passes at any traffic. Three tests run on the same restarts, and each origin's weight is
+split between them: a two-sample count test (`gates.two_sample`: the slow and the fast
+requests of both arms, what a quiet service has), a t-test on each interval's probit
+difference of shares (`gates.intervals`: what a busy service has, where the pods' wobble
+and not the requests is the noise), and, for a fifth, the errors' Poisson test on the
+canary's share of the slow requests (`gates.sequential`). That one wastes the fast
+requests, but it judges the pods' wobble on the share of slow requests the canary has: when
+a quiet canary is slower than every request the baseline serves, the slow requests are
+all the canary's, interval after interval, which no wobble explains, where the count test
+weighs its wobble at the pooled share the regression itself has moved to the middle. Each
+test averages its bounds' e-values, so the whole is an e-process.
 
 Samples (`query`): a one-sided Mann–Whitney test on the two series over the step, with a
 Hodges–Lehmann shift that must clear a tolerance band, and alpha spent across the looks of
@@ -235,10 +244,18 @@ def _judge_histogram(
         interval=(gate.interval or ctx.interval).total_seconds(),
         planned_looks=planned,
     )
-    p = running_p(memory, _together(counts.tests, intervals.tests, planned))
+    slow = weigh(
+        memory.setdefault("slow", {}),
+        reading,
+        max_increase=0.0,
+        prior_strength=gate.prior_strength,
+        planned_looks=planned,
+    )
+    p = running_p(memory, _together(counts.tests, intervals.tests, slow.tests, planned))
     requests = _requests(c_total, b_total)
-    by_counts = mixture(counts.tests, planned) >= mixture(intervals.tests, planned)
-    le = counts.strongest if by_counts else intervals.strongest
+    # The bound named is the one the test with the most evidence now points at.
+    pointers = [(mixture(w.tests, planned), w.strongest) for w in (counts, intervals, slow)]
+    le = max(pointers, key=lambda pointer: pointer[0])[1]
     if le is None:
         return GateVerdict(
             gate=name,
@@ -283,16 +300,28 @@ def _judge_histogram(
     )
 
 
-def _together(counts: dict[int, float], intervals: dict[int, float], planned_looks: int) -> float:
-    """The histogram's mixture: each origin's weight split evenly between its count test and
-    its per-interval test, or all on the count test where the per-interval test had no bound
-    to use when it began (a quiet service). The split is fixed at the origin, so the sum is
-    an e-process as each test is."""
-    together = {
-        origin: (e + intervals[origin]) / 2 if origin in intervals else e for origin, e in counts.items()
-    }
-    # A per-interval test whose count test was thinned away still counts for its half.
-    together.update({o: e / 2 for o, e in intervals.items() if o not in counts})
+# How each origin's weight is split between the histogram's tests, fixed in advance: the
+# Poisson test on the canary's share of slow requests takes a fifth, the count and the
+# per-interval tests the rest (the count test all of it where the per-interval test had no
+# bound to use when it began).
+SLOW_SHARE = 0.2
+
+
+def _together(
+    counts: dict[int, float], intervals: dict[int, float], slow: dict[int, float], planned_looks: int
+) -> float:
+    """The histogram's mixture. Each origin's weight is split between its tests as fixed at
+    the origin, so the sum is an e-process as each test is; a test thinned away or not run
+    at an origin leaves its part of the weight unused, never moved to the others."""
+    rest = 1 - SLOW_SHARE
+    together: dict[int, float] = {}
+    for origin in counts.keys() | intervals.keys() | slow.keys():
+        e = SLOW_SHARE * slow.get(origin, 0.0)
+        if origin in intervals:
+            e += rest / 2 * (counts.get(origin, 0.0) + intervals[origin])
+        else:
+            e += rest * counts.get(origin, 0.0)
+        together[origin] = e
     return mixture(together, planned_looks)
 
 

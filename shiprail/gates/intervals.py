@@ -23,10 +23,16 @@ origin: under a good release they hold the same noise, and after a regression be
 origin they still hold only noise, where the intervals since would count the step as noise.
 That is what lets a restart decide within a few intervals of a regression's start.
 
-An interval enters a bound's test only where each arm is expected to have enough requests
-on both sides of it (`MIN_SPREAD`), judged from the shares before the interval, never from
-the interval itself: a choice made on what the interval shows would bias d. Below that,
-a share's probit is too far from normal, and the count test is the one that decides.
+Each interval is weighed by its precision, fixed before it is read: its binomial variance
+(from its margins) plus the pods' wobble per tick over its length (a point estimate from
+the pairs before it), so traffic that swings through the day does not make the quiet hours
+look surer than they are; the t-test learns what is left of the scale.
+
+An interval enters a bound's test only where each arm has enough requests on both sides of
+it (`MIN_SPREAD`), judged on the interval's pooled share, never on either arm's own: a
+choice made on the canary's share would pick the intervals where it happens to look slow.
+Below that, a share's probit is too far from normal, and the count test is the one that
+decides.
 
 Restarts and their weights are those of the count test (`sequential`); each restart fixes
 at its origin the bounds it averages over: the bounds expected to be usable then.

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 
 from shiprail.gates import GateTracker, StepOutcome, Verdict, gate_queries, judge, step_outcome
 from shiprail.gates.base import GateContext, QueryResult, too_few
+from shiprail.gates.compare import SLOW_SHARE
 from shiprail.plan.models import Gate
 
 GATE = TypeAdapter(Gate)
@@ -407,14 +408,38 @@ class TestCompareHistogram:
                     break
         assert failed / runs <= 0.2
 
-    def test_each_origin_splits_its_weight_only_where_both_tests_run(self) -> None:
+    @pytest.mark.parametrize("slow_share", [SLOW_SHARE, 0.0])
+    def test_a_quiet_canary_slower_than_every_baseline_request_fails_within_a_few_looks(
+        self, slow_share: float, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The demo's slow inventory at its 50 % step: a dozen requests an arm a look, every
+        canary request slower than anything the baseline serves. The count test weighs the pods' wobble at the pooled
+        share, which the regression itself has moved to the middle, and alone it cannot
+        decide in a short step; the slow requests' own test sees that they are all the
+        canary's."""
+        monkeypatch.setattr("shiprail.gates.compare.SLOW_SHARE", slow_share)
+        g = gate(
+            type="compare", histogram='h_bucket{version="{{version}}"}', max_increase=0.5, confidence=0.99
+        )
+        baseline = {"0.01": 0.7, "0.025": 0.03, "0.05": 0.0, "0.1": 0.0, "0.25": 0.0, "0.5": 0.0, "1": 0.0}
+        canary = {le: 1.0 if float(le) < 0.3 else 0.0 for le in baseline}
+        final = {"canary": histogram(40, canary), "baseline": histogram(40, baseline)}
+        verdict = looks(g, final, n=3)
+        assert (verdict.status is Verdict.FAIL) is (slow_share > 0), verdict.reason
+
+    def test_each_origin_splits_its_weight_as_fixed_when_it_began(self) -> None:
         from shiprail.gates.compare import _together
 
-        # Origin 0 (weight ½) has both tests; the restart after look 5 (weight ½ / 10) only
-        # the count test, whose e-value then takes the restart's whole weight.
-        assert _together({0: 10.0, 5: 100.0}, {0: 30.0}, 10) == pytest.approx(0.5 * 20 + 0.05 * 100)
-        # A per-interval test whose count test was thinned away still counts for its half.
-        assert _together({0: 2.0}, {0: 2.0, 7: 40.0}, 10) == pytest.approx(0.5 * 2 + 0.05 * 20)
+        rest = 1 - SLOW_SHARE
+        # Origin 0 (weight ½) has all three tests; the restart after look 5 (weight ½ / 10)
+        # had no usable interval, so its count test takes the per-interval test's part too.
+        assert _together({0: 10.0, 5: 100.0}, {0: 30.0}, {0: 4.0, 5: 1.0}, 10) == pytest.approx(
+            0.5 * (rest / 2 * 40 + SLOW_SHARE * 4) + 0.05 * (rest * 100 + SLOW_SHARE * 1)
+        )
+        # A test thinned away leaves its part unused: nothing moves to the others.
+        assert _together({0: 2.0}, {0: 2.0, 7: 40.0}, {0: 1.0}, 10) == pytest.approx(
+            0.5 * (rest / 2 * 4 + SLOW_SHARE) + 0.05 * rest / 2 * 40
+        )
 
     def test_no_buckets_or_no_traffic_is_inconclusive(self) -> None:
         assert run(self.G, {"canary": QueryResult(), "baseline": histogram(9000, self.STABLE)}).no_data
