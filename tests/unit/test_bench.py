@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,11 @@ def test_bad_input_exits_2_naming_it_before_any_work(
         (gates_main, ["--random-cells", "3", "--seed", "-1"], "--seed: must be 0 or more"),
         (gates_main, ["--random-cells", "0"], "--random-cells: expected a whole number of at least 1"),
         (gates_main, ["--repetitions", "0"], "--repetitions: expected a whole number of at least 1"),
+        (
+            gates_main,
+            ["--good-repetitions", "-3"],
+            "--good-repetitions: expected a whole number of at least 1",
+        ),
         (gates_main, ["--strategies", "shiprail,kayanta"], "--strategies: no strategy 'kayanta'; there are"),
         (gates_main, ["--strategies", ","], "--strategies: name at least one of"),
         (gates_main, ["--json", str(tmp_path / "missing" / "out.json")], "no folder"),
@@ -285,3 +291,12 @@ def test_a_random_cell_run_prints_the_summary(capsys: pytest.CaptureFixture[str]
     out, err = capsys.readouterr()
     assert "Cells won–lost against each other" in out and "shiprail" in out
     assert "r000-good: 2 runs (2 of 6)" in err and "of 6)" not in out  # progress apart from the report
+
+
+def test_good_repetitions_override_only_the_good_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    run = ["--random-cells", "3", "--seed", "2", "--repetitions", "2", "--good-repetitions", "3"]
+    gates_main([*run, "--jobs", "1", "--strategies", "kayenta"])
+    err = capsys.readouterr().err
+    runs = dict(re.findall(r"  (r\d{3}-\S+): (\d+) runs", err))
+    assert runs and all(n == ("3" if name.endswith("-good") else "2") for name, n in runs.items()), err
+    assert any(name.endswith("-good") for name in runs) and not all(name.endswith("-good") for name in runs)
