@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shiprail.gates.stats import Pair, PairSums, add_pair, dispersions, log_e_values, observe_interval
+from shiprail.gates.stats import Pair, PairSums, add_pair, dispersion_table, log_e_values, observe_interval
 
 # How sure the dispersion bound is not to read a key's noise too low. Since pairs that agree
 # by chance no longer pull the bound to φ = 1 (`stats.dispersion`), a miss is a modest
@@ -209,13 +209,12 @@ def _noise(states: dict[str, Any], marks: list[list[Any]], names: list[str]) -> 
     """
     import numpy as np
 
-    phi = np.empty((len(marks) + 1, len(names)))
-    for col, name in enumerate(names):
-        windows = [mark[3].get(name) if len(mark) > 3 else None for mark in marks]
-        phi[:, col] = dispersions(
-            states[name], DISPERSION_ASSURANCE, [None] + [w or [0.0, 0.0, 0] for w in windows]
-        )
-        phi[1:, col] = np.minimum(phi[1:, col], phi[0, col])
+    windows = [
+        [None] + [(mark[3].get(name) if len(mark) > 3 else None) or [0.0, 0.0, 0] for mark in marks]
+        for name in names
+    ]
+    phi = dispersion_table([states[name] for name in names], DISPERSION_ASSURANCE, windows)
+    phi[1:] = np.minimum(phi[1:], phi[:1])
     return phi
 
 

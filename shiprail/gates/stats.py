@@ -251,24 +251,38 @@ def dispersions(state: dict[str, Any], assurance: float, pairs: list[PairSums | 
     """`dispersion` once for each entry of `pairs`, as an array: from the pair sums given
     instead of those of every interval in `state` (None: those). The share and the spread of
     interval sizes are always every interval's."""
+    return dispersion_table([state], assurance, [pairs])[:, 0]
+
+
+def dispersion_table(
+    states: list[dict[str, Any]], assurance: float, pairs: list[list[PairSums | None]]
+) -> Any:
+    """`dispersions` for several keys at once (rows: the entries of each key's `pairs`, all
+    as long; columns: keys), bounded in one call: a histogram gate weighs a dozen keys and
+    two dozen restarts at every look."""
     import numpy as np
 
-    rows = len(pairs)
-    total, squares = state.get("sk", 0.0), state.get("skk", 0.0)
-    if total <= 0:
-        return np.ones(rows)
-    ceiling = float(squares / total)
-    if ceiling <= 1.0:
-        return np.ones(rows)
-    # All bad requests in one arm so far says nothing about how the share varies.
-    p = min(max(state.get("sc", 0.0) / total, 0.5 / total), 1 - 0.5 / total)
-    # What pods plausibly do, at the share seen so far.
-    plausible = min(1.0, 2 * MAX_LOG_WOBBLE * p * (1 - p))
-    every = state.get("chi1") or [0.0, 0.0, 0]
-    sums = np.array([every if row is None else row for row in pairs], dtype=float).reshape(rows, 3)
-    observed, weight, m = sums[:, 0], sums[:, 1], sums[:, 2]
-    rho = np.minimum(excess_bound(observed, 2 * weight - m, m, plausible, assurance), 1.0)
-    return 1.0 + rho * (ceiling - 1.0)
+    rows = len(pairs[0]) if pairs else 0
+    phi = np.ones((rows, len(states)))
+    cols, ceilings, plausible, sums = [], [], [], []
+    for col, (state, entries) in enumerate(zip(states, pairs, strict=True)):
+        total, squares = state.get("sk", 0.0), state.get("skk", 0.0)
+        if total <= 0 or float(squares / total) <= 1.0:
+            continue
+        # All bad requests in one arm so far says nothing about how the share varies.
+        p = min(max(state.get("sc", 0.0) / total, 0.5 / total), 1 - 0.5 / total)
+        cols.append(col)
+        ceilings.append(float(squares / total))
+        # What pods plausibly do, at the share seen so far.
+        plausible.append([min(1.0, 2 * MAX_LOG_WOBBLE * p * (1 - p))])
+        every = state.get("chi1") or [0.0, 0.0, 0]
+        sums.append([every if row is None else row for row in entries])
+    if cols:
+        table = np.array(sums, dtype=float).reshape(len(cols), rows, 3)
+        observed, weight, m = table[..., 0], table[..., 1], table[..., 2]
+        rho = np.minimum(excess_bound(observed, 2 * weight - m, m, np.array(plausible), assurance), 1.0)
+        phi[:, cols] = (1.0 + rho * (np.array(ceilings)[:, None] - 1.0)).T
+    return phi
 
 
 def excess_bound(observed: Any, identified: Any, m: Any, plausible: Any, assurance: float) -> Any:

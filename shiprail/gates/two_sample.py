@@ -230,21 +230,24 @@ def _wobble_bounds(bounds: dict[str, Any], names: list[str]) -> Any:
 
 def _noise(bounds: dict[str, Any], marks: list[dict[str, Any]], names: list[str], since: Any) -> Any:
     """φ for each test (rows: the start, then each restart) and bound (columns), over the
-    intervals since the test's origin."""
+    intervals since the test's origin. All bounds are bounded in one call: a busy histogram
+    has a dozen bounds and two dozen restarts at every look."""
     import numpy as np
 
     phi = np.ones(since.shape[:2])
-    for col, name in enumerate(names):
-        total = bounds[name]["sums"]
-        if total[5] <= 0 or total[6] <= 0:
-            continue
-        # What pods plausibly do: either arm's odds halving or doubling between intervals.
-        own = total[5] / total[6]
-        plausible = 2 * MAX_LOG_WOBBLE * (1 - own) ** 2
-        rows = [bounds[name]["pairs"]] + [m["inside"].get(name, [0.0, 0.0, 0]) for m in marks]
-        observed, identified, m = np.array(rows, dtype=float).T
-        tau = excess_bound(observed, identified, m, plausible, DISPERSION_ASSURANCE)
-        tau[1:] = np.minimum(tau[1:], tau[0])
-        var = since[:, col, 2]
-        phi[:, col] = 1 + tau * np.divide(since[:, col, 3], var, out=np.zeros_like(var), where=var > 0)
+    used = [(col, name) for col, name in enumerate(names) if min(bounds[name]["sums"][5:7]) > 0]
+    if not used:
+        return phi
+    cols = [col for col, _ in used]
+    # What pods plausibly do: either arm's odds halving or doubling between intervals.
+    own = [bounds[name]["sums"][5] / bounds[name]["sums"][6] for _, name in used]
+    plausible = np.array([[2 * MAX_LOG_WOBBLE * (1 - x) ** 2] for x in own])
+    pairs = np.array(
+        [[bounds[name]["pairs"]] + [m["inside"].get(name, [0.0, 0.0, 0]) for m in marks] for _, name in used],
+        dtype=float,
+    )  # bounds × tests × [Σχ², Σidentified, m]
+    tau = excess_bound(pairs[..., 0], pairs[..., 1], pairs[..., 2], plausible, DISPERSION_ASSURANCE)
+    tau[:, 1:] = np.minimum(tau[:, 1:], tau[:, :1])
+    var, wobble = since[:, cols, 2].T, since[:, cols, 3].T
+    phi[:, cols] = (1 + tau * np.divide(wobble, var, out=np.zeros_like(var), where=var > 0)).T
     return phi
