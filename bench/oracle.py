@@ -58,13 +58,7 @@ class Oracle:
         gives the oracle its power, or None."""
         if s.kind == "good":
             return None
-        n = s.ticks
-        t = np.arange(n) * TICK
-        swing = 0.5 * np.sin(2 * math.pi * t / s.duration) if s.diurnal else np.zeros(n)
-        traffic = s.rpm * TICK / 60.0 * (1.0 + swing)
-        requests = np.vstack([s.canary_share * traffic, (1 - s.canary_share) * traffic])
-        start = max(s.regression_start, s.warmup)
-        used = t >= start
+        t, requests, used = self.layout(s)
         margin = (self._error_margin if s.kind == "error" else self._latency_margin)(s, t, requests, used)
         # Strictly positive: where both arms' shares are 0 (a bound far out in a narrow
         # distribution) the margin is 0 with no evidence at all, and no test decides there.
@@ -72,6 +66,17 @@ class Oracle:
         if not len(reached):
             return None
         return int(reached[0]) + 1
+
+    @staticmethod
+    def layout(s: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each tick's start (s), each arm's expected requests in it, and whether the oracle
+        reads it (from the regression's start, or the canary's warm-up's end if later)."""
+        n = s.ticks
+        t = np.arange(n) * TICK
+        swing = 0.5 * np.sin(2 * math.pi * t / s.duration) if s.diurnal else np.zeros(n)
+        traffic = s.rpm * TICK / 60.0 * (1.0 + swing)
+        requests = np.vstack([s.canary_share * traffic, (1 - s.canary_share) * traffic])
+        return t, requests, t >= max(s.regression_start, s.warmup)
 
     @property
     def _z(self) -> tuple[float, float]:
@@ -98,8 +103,26 @@ class Oracle:
     def _latency_margin(
         self, s: Scenario, t: np.ndarray, requests: np.ndarray, used: np.ndarray
     ) -> np.ndarray:
-        median_c = s.latency_median_ms * _factor(s, s.latency_factor, t)
         best = np.full(len(t), -np.inf)
+        for margin in self._latency_margins(s, t, requests, used).values():
+            best = np.maximum(best, margin)
+        return best
+
+    def latency_bound(self, s: Scenario) -> float | None:
+        """The bucket bound (ms) the oracle decides a latency cell on: the baseline read
+        there and the canary at (1 + δ)× it, the one whose test has its power first."""
+        tick = self.horizon_tick(s)
+        if tick is None or s.kind != "latency":
+            return None
+        t, requests, used = self.layout(s)
+        margins = self._latency_margins(s, t, requests, used)
+        return max(margins, key=lambda bound: margins[bound][tick - 1])
+
+    def _latency_margins(
+        self, s: Scenario, t: np.ndarray, requests: np.ndarray, used: np.ndarray
+    ) -> dict[float, np.ndarray]:
+        median_c = s.latency_median_ms * _factor(s, s.latency_factor, t)
+        margins = {}
         for bound in BUCKETS_MS:
             z_b = np.full(len(t), (math.log(bound) - math.log(s.latency_median_ms)) / s.latency_sigma)
             z_c = (np.log(bound * (1 + self.latency_tolerance)) - np.log(median_c)) / s.latency_sigma
@@ -108,8 +131,8 @@ class Oracle:
             baseline = Arm(share_b, wobble_b, share_b, wobble_b, _pdf(z_b) / s.latency_sigma)
             canary = Arm(1.0 - _phi(z_c), _wobble(s, z_c), share_b, wobble_b, _pdf(z_c) / s.latency_sigma)
             common = (s.dispersion / 3) ** 2 + 3 * s.shock_probability * math.log(2) ** 2
-            best = np.maximum(best, _margin(requests, canary, baseline, 1.0, used, self._z, common))
-        return best
+            margins[float(bound)] = _margin(requests, canary, baseline, 1.0, used, self._z, common)
+        return margins
 
 
 @dataclass(frozen=True)

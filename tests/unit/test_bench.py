@@ -11,9 +11,11 @@ import pytest
 from bench.cells import draw
 from bench.gates import DEFAULT_CORPUS, evaluate, markdown, shiprail_oracle, wilson
 from bench.gates import main as gates_main
+from bench.oracle_power import main as oracle_power_main
+from bench.oracle_power import power
 from bench.orchestrator import main as orchestrator_main
 from bench.strategies import STRATEGIES, FlaggerStyle, Shiprail
-from bench.streams import CorpusError, Scenario, _factor, first_regressed_tick, load_corpus
+from bench.streams import BUCKETS_MS, CorpusError, Scenario, _factor, first_regressed_tick, load_corpus
 
 
 def test_default_corpus_covers_the_required_cells() -> None:
@@ -300,3 +302,33 @@ def test_good_repetitions_override_only_the_good_cells(capsys: pytest.CaptureFix
     runs = dict(re.findall(r"  (r\d{3}-\S+): (\d+) runs", err))
     assert runs and all(n == ("3" if name.endswith("-good") else "2") for name, n in runs.items()), err
     assert any(name.endswith("-good") for name in runs) and not all(name.endswith("-good") for name in runs)
+
+
+def test_the_oracles_test_has_about_its_power_at_its_horizon_and_less_a_tick_before() -> None:
+    # Drawn as the generator draws streams, the statistic the oracle decides on: at its
+    # horizon its test rejects in about 99 % of draws (its noise model is first-order, so a
+    # little under), and with a tick less data clearly fewer, so the horizon is neither
+    # lenient nor out of reach. An oracle that took its statistic's variance for half or twice
+    # what it is fails here (median power 81 % at its horizon, or 100 % a tick before).
+    oracle, rng = shiprail_oracle(), np.random.default_rng(11)
+    found = [
+        p for s in draw(120, 17) if s.kind == "latency" and (p := power(oracle, s, 1000, rng)) is not None
+    ]
+    assert len(found) >= 15
+    at_horizon = float(np.median([p.at_horizon for p in found]))
+    tick_before = float(np.median([p.tick_before for p in found]))
+    assert 0.95 <= at_horizon <= 0.999, at_horizon
+    assert tick_before < 0.985, tick_before
+    # The bound it decides on is one of the histogram's.
+    assert {p.bound_ms for p in found} <= {float(b) for b in BUCKETS_MS}
+
+
+def test_the_oracle_power_check_prints_a_summary_and_refuses_bad_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    oracle_power_main(["--seed", "3", "--cells", "40", "--runs", "200"])
+    out = capsys.readouterr().out
+    assert re.search(r"\d+ latency cells the oracle decides: power at its horizon median \d", out)
+    with pytest.raises(SystemExit) as exit_:
+        oracle_power_main(["--seed", "3", "--runs", "0"])
+    assert exit_.value.code == 2 and "--runs" in capsys.readouterr().err
