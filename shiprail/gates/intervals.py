@@ -50,8 +50,8 @@ from shiprail.gates.sequential import Reading, compact, kept, restart_weight
 # p its share slower than the bound: a binomial share's probit is near normal from there
 # (a little stricter than the textbook np ≥ 5 and n(1 − p) ≥ 5). At 10 the bounds a busy
 # regression moves most entered late and with few intervals to read the scale from, which
-# the t-test pays for; 5 was faster on the cells it was chosen on and rolled back no good run
-# more (bench/README.md).
+# the t-test pays for. 5 was faster on two of the seeds it was chosen on, about level on a
+# fresh one, and rolled back no good run more (bench/README.md).
 MIN_SPREAD = 5.0
 # The prior scales of the effect per interval, in units of the interval's own spread: a
 # quiet bound's regression may move an interval by a fraction of its spread, a busy one's
