@@ -53,6 +53,7 @@ dev: venv
 bench: venv system
 	$(BIN)/python -m bench.gates
 	$(BIN)/python -m bench.oracle_power --seed 2029
+	$(BIN)/python -m bench.oracle_buckets bench/results/gates-random-2031.json
 	$(BIN)/python -m bench.orchestrator
 
 # Many rollouts while workers are SIGKILLed and the dev server restarts (a small run is in `make test`).

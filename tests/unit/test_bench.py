@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,9 @@ import pytest
 from bench.cells import draw
 from bench.gates import DEFAULT_CORPUS, evaluate, markdown, shiprail_oracle, wilson
 from bench.gates import main as gates_main
+from bench.oracle import Oracle, _chord
+from bench.oracle_buckets import main as oracle_buckets_main
+from bench.oracle_buckets import median_horizon
 from bench.oracle_power import main as oracle_power_main
 from bench.oracle_power import power
 from bench.orchestrator import main as orchestrator_main
@@ -332,3 +338,86 @@ def test_the_oracle_power_check_prints_a_summary_and_refuses_bad_counts(
     with pytest.raises(SystemExit) as exit_:
         oracle_power_main(["--seed", "3", "--runs", "0"])
     assert exit_.value.code == 2 and "--runs" in capsys.readouterr().err
+
+
+def test_the_oracle_on_bucket_counts_reads_the_chord_a_histogram_holds_and_is_never_sooner() -> None:
+    # (1 + δ)·b is never a bucket bound: a histogram holds the canary's share there only
+    # between the bounds around it, and the chord of log share there lies under a
+    # lognormal's true share. An oracle reading the chord has less to go on.
+    exact = shiprail_oracle()
+    buckets = replace(exact, reading="buckets")
+    s = Scenario(name="x", kind="latency", latency_factor=2.0, latency_median_ms=180.0, latency_sigma=0.3)
+    median = np.array([180.0, 360.0])
+    read = _chord(s, 275.0, median)
+    assert read is not None
+    share, _, _ = read
+    true = 1 - np.array([_phi_at(275.0, m, 0.3) for m in median])
+    s_lo, s_hi = (1 - np.array([_phi_at(b, m, 0.3) for m in median]) for b in (250.0, 500.0))
+    u = math.log(275 / 250) / math.log(2)
+    assert np.allclose(share, s_lo ** (1 - u) * s_hi**u)
+    assert np.all(share < true) and share[1] < 0.9 * true[1]
+    assert _chord(s, 11000.0, median) is None  # beyond the last bound: nothing to read
+    later = 0
+    for cell in draw(200, 17):
+        if cell.kind == "good":
+            continue
+        e, b = exact.horizon_tick(cell), buckets.horizon_tick(cell)
+        if cell.kind == "error":
+            assert e == b, cell.name  # errors are counted, not read between bounds
+            continue
+        assert e is not None or b is None, cell.name
+        if e is not None and b is not None:
+            # A chord's wobble can be a little smaller than the true share's: a tick at most.
+            assert b >= e - 1, cell.name
+        later += b is None or (e is not None and b > e)
+    assert later >= 20
+    with pytest.raises(ValueError, match="reading"):
+        Oracle(alpha=0.01, error_tolerance=0.2, latency_tolerance=0.1, reading="quantiles")
+
+
+def _phi_at(bound: float, median: float, sigma: float) -> float:
+    from scipy.special import ndtr
+
+    return float(ndtr((math.log(bound) - math.log(median)) / sigma))
+
+
+def test_the_bucket_floor_report_holds_a_result_against_both_oracles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exact = shiprail_oracle()
+    decided = (
+        (cell, horizon)
+        for c in draw(200, 2029)
+        if c.kind == "latency"
+        and c.latency_factor >= 1.5
+        and (horizon := median_horizon(exact, cell := replace(c, repetitions=5))) is not None
+    )
+    scenarios = []
+    for i in range(3):
+        cell, horizon = next(decided)
+        # A strategy twice as slow as the oracle, then one that missed, then one as fast.
+        detected = [2 * horizon / 60, None, horizon / 60][i]
+        row = {"runs": 5, "oracle_horizon_min": horizon / 60, "ttd_median_all_min": detected}
+        scenarios.append({"scenario": asdict(cell), "strategies": {"shiprail": row}})
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps({"scenarios": scenarios}))
+    oracle_buckets_main([str(result), "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["ratio"] for r in rows] == pytest.approx([2.0, math.inf, 1.0])
+    for r in rows:
+        assert r["buckets_s"] is None or r["buckets_s"] >= r["exact_s"] - 10
+    oracle_buckets_main([str(result)])
+    out = capsys.readouterr().out
+    assert (
+        "latency ×1.5+: shiprail's median time to detect ÷ the oracle: 2.00× (2 of 3 cells within 2×)" in out
+    )
+    assert "÷ the oracle on bucket counts:" in out
+    # Bad input: exit 2, the file named, no traceback.
+    for text, message in (("{", ":1: not JSON"), ('{"scenarios": []}', "not a bench.gates result")):
+        result.write_text(text)
+        with pytest.raises(SystemExit) as exit_:
+            oracle_buckets_main([str(result)])
+        assert exit_.value.code == 2 and str(result) in (err := capsys.readouterr().err) and message in err
+    with pytest.raises(SystemExit) as exit_:
+        oracle_buckets_main([str(tmp_path / "missing.json")])
+    assert exit_.value.code == 2 and "cannot read" in capsys.readouterr().err
