@@ -75,6 +75,10 @@ def floors(result: dict[str, Any], strategy: str) -> list[Floors]:
         row = cell["strategies"].get(strategy)
         if s.kind != "latency" or row is None:
             continue
+        if "ttd_median_all_min" not in row:
+            raise ValueError(
+                f"{s.name}: made before bench.gates timed strategies against the oracle; run it again"
+            )
         stored = row.get("oracle_horizon_min")
         out.append(
             Floors(
@@ -116,7 +120,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"{args.result}:{e.lineno}: not JSON: {e.msg}\n")
     except (KeyError, TypeError) as e:
         parser.exit(2, f"{args.result}: not a bench.gates result with strategy {args.strategy!r} ({e})\n")
-    rows = floors(result, args.strategy)
+    try:
+        rows = floors(result, args.strategy)
+    except (ValueError, TypeError, KeyError) as e:
+        parser.exit(2, f"{args.result}: {e}\n")
     for f in rows:
         if args.json:
             print(

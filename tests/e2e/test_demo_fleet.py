@@ -135,12 +135,14 @@ async def _inconclusive_evaluations(client: Client, handle: WorkflowHandle[Any, 
 
 
 async def _baking_first_step(handle: WorkflowHandle[Any, Any]) -> RolloutStatus:
-    return await wait_status(
-        handle,
-        lambda s: any(x.state is ServiceState.BAKING and x.weight == 10 for x in s.services),
-        timeout=30,
-        what="a service baking at 10%",
-    )
+    """Every service of the first wave baking at 10 %: the wave's services are set one by
+    one, and a snapshot taken when only the first of them was would see the others move."""
+
+    def first_wave_baking(s: RolloutStatus) -> bool:
+        first = [x for x in s.services if x.wave == min(y.wave for y in s.services)]
+        return all(x.state is ServiceState.BAKING and x.weight == 10 for x in first)
+
+    return await wait_status(handle, first_wave_baking, timeout=30, what="the first wave baking at 10%")
 
 
 async def test_prometheus_down_mid_bake_never_passes_a_step(

@@ -418,6 +418,12 @@ def test_the_bucket_floor_report_holds_a_result_against_both_oracles(
         with pytest.raises(SystemExit) as exit_:
             oracle_buckets_main([str(result)])
         assert exit_.value.code == 2 and str(result) in (err := capsys.readouterr().err) and message in err
+    # A result from before the benchmark timed strategies against the oracle.
+    del scenarios[0]["strategies"]["shiprail"]["ttd_median_all_min"]
+    result.write_text(json.dumps({"scenarios": scenarios}))
+    with pytest.raises(SystemExit) as exit_:
+        oracle_buckets_main([str(result)])
+    assert exit_.value.code == 2 and "run it again" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         oracle_buckets_main([str(tmp_path / "missing.json")])
     assert exit_.value.code == 2 and "cannot read" in capsys.readouterr().err
