@@ -75,7 +75,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Alone, cheap tests first: a broken plan model fails fast before servers start. Under
     # pytest-xdist, the long end-to-end tests first, so they run side by side instead of
     # leaving one worker finishing them while the others are idle.
+    # The tests marked `long` (minutes of CPU each) go out before all of them: handed out
+    # last, as unit tests, they left one or two workers running them alone at the end.
     order = {"unit": 0, "replay": 1, "workflow": 1, "e2e": 2}
     if getattr(config.option, "numprocesses", None):
         order = {"e2e": 0, "workflow": 1, "cli": 1, "replay": 2, "unit": 3}
+
+        def key(item: pytest.Item) -> float:
+            if item.get_closest_marker("long"):
+                return -1
+            return order.get(Path(str(item.fspath)).parent.name, 1)
+
+        items.sort(key=key)
+        return
     items.sort(key=lambda item: order.get(Path(str(item.fspath)).parent.name, 1))

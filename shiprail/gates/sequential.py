@@ -159,6 +159,13 @@ def weigh(
     baseline_counts = since_b[:, [reading.keys[n].baseline for n in names]]
     traffic = since_c[:, -1] + since_b[:, -1]
     own = np.divide(since_c[:, -1], traffic, out=np.full(len(origins), 0.5), where=traffic > 0)
+    # A router's weight holds for the whole step, so no restart's window really gives the
+    # canary less than half the share of traffic the step does. Where one reads so, its
+    # traffic is the difference of two `increase` readings that Prometheus extrapolated each
+    # on its own, and they can say the canary served nothing in a window where it failed a
+    # request: a share near 0 made that one error of a good canary proof of a regression
+    # (p = 3·10⁻⁹). Read at half the step's share, such a window asks for more evidence.
+    own[1:] = np.maximum(own[1:], 0.5 * own[0])
     shares = np.where(traffic > 0, own * (1 + max_increase) / (1 + own * max_increase), 0.5)
     c, b = canary_counts / phi, baseline_counts / phi
     share = shares[:, None]

@@ -201,6 +201,38 @@ class TestCompareCounts:
     def test_equal_rates_pass(self) -> None:
         assert looks(COMPARE, counts(10, 1000, 90, 9000)).status is Verdict.PASS
 
+    def test_one_error_in_a_window_prometheus_extrapolated_to_no_traffic_is_no_proof(self) -> None:
+        # Each `increase` is extrapolated on its own, so a growing window's canary total can
+        # read lower than a look before (33, then 30) just as its first error arrives: the
+        # restart made at that look then sees an error and no canary traffic. A good canary
+        # with one error in 34 requests against none in 58 must not fail (it did, p = 3·10⁻⁹).
+        g = gate(type="compare", bad="b", total="t", max_increase=0.5, confidence=0.99, interval="1s")
+        memory: dict[str, Any] = {}
+        readings = [
+            (0, 12, 0, 13),
+            (0, 25, 0, 24),
+            (0, 33, 0, 36),
+            (1, 30, 0, 49),
+            (2, 34, 0, 58),
+            (2, 44, 0, 61),
+        ]
+        for second, reading in enumerate(readings, start=1):
+            c = GateContext(
+                service="payments",
+                version="2.0",
+                stable_version="1.0",
+                weight=50,
+                step_start=START,
+                now=START + timedelta(seconds=second),
+                bake=timedelta(seconds=6),
+                interval=timedelta(seconds=1),
+            )
+            verdict = run(g, counts(*reading), memory, c)
+            assert verdict.status is Verdict.PASS and verdict.evidence["p_value"] > 0.5, (
+                reading,
+                verdict.reason,
+            )
+
     def test_good_counter_counts_the_rest_as_bad(self) -> None:
         fast = gate(type="compare", good='b{le="0.25",version="{{version}}"}', total="t")
         q = gate_queries(fast, ctx())

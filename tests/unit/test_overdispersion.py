@@ -137,6 +137,7 @@ def false_rollbacks(gate: Gate, streams: Any, runs: int) -> tuple[int, int]:
 RUNS = 2000
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("rpm", [20, 100_000])
 def test_error_counts_keep_the_promise_on_over_dispersed_good_streams(rpm: float) -> None:
     rng = np.random.default_rng(rpm)
@@ -147,6 +148,7 @@ def test_error_counts_keep_the_promise_on_over_dispersed_good_streams(rpm: float
 
 # 2,000 req/min: about 33 canary requests an interval, where the per-interval test begins
 # to take intervals and a share's probit is least like a normal.
+@pytest.mark.long
 @pytest.mark.parametrize("rpm", [20, 2_000, 100_000])
 def test_the_histogram_keeps_the_promise_on_over_dispersed_good_streams(rpm: float) -> None:
     rng = np.random.default_rng(rpm + 1)
@@ -155,6 +157,7 @@ def test_the_histogram_keeps_the_promise_on_over_dispersed_good_streams(rpm: flo
     assert wilson_upper(failed, runs) <= 0.02, f"{failed} of {runs} good bakes rolled back"
 
 
+@pytest.mark.long
 def test_the_histogram_keeps_the_promise_on_a_narrow_busy_service_with_shocks() -> None:
     """The hardest good canary seen: a narrow distribution (σ 0.2) whose medians wobble 15 %
     an interval, so a tail bound's share jumps many times over, and shocks that make both
