@@ -10,6 +10,7 @@ and a real regression is still caught, also when it starts midway.
 from __future__ import annotations
 
 import math
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,7 +135,12 @@ def false_rollbacks(gate: Gate, streams: Any, runs: int) -> tuple[int, int]:
     return failed, runs
 
 
+# The cells at the traffic extremes prove the promise over 2,000 bakes in every run. The two
+# between them (where the per-interval test begins to take intervals, and the hardest good
+# canary seen) are held to the same bound over their first 600 bakes in `make test`, which
+# still fails at about 1 % rolled back, and over all 2,000 in `make bench`.
 RUNS = 2000
+SPOT_RUNS = RUNS if os.environ.get("SHIPRAIL_FULL_PROMISE") else 600
 
 
 @pytest.mark.long
@@ -149,11 +155,11 @@ def test_error_counts_keep_the_promise_on_over_dispersed_good_streams(rpm: float
 # 2,000 req/min: about 33 canary requests an interval, where the per-interval test begins
 # to take intervals and a share's probit is least like a normal.
 @pytest.mark.long
-@pytest.mark.parametrize("rpm", [20, 2_000, 100_000])
-def test_the_histogram_keeps_the_promise_on_over_dispersed_good_streams(rpm: float) -> None:
+@pytest.mark.parametrize(("rpm", "runs"), [(20, RUNS), (2_000, SPOT_RUNS), (100_000, RUNS)])
+def test_the_histogram_keeps_the_promise_on_over_dispersed_good_streams(rpm: float, runs: int) -> None:
     rng = np.random.default_rng(rpm + 1)
     streams = (latency_looks(rng, rpm) for _ in iter(int, 1))
-    failed, runs = false_rollbacks(LATENCY, streams, RUNS)
+    failed, runs = false_rollbacks(LATENCY, streams, runs)
     assert wilson_upper(failed, runs) <= 0.02, f"{failed} of {runs} good bakes rolled back"
 
 
@@ -165,7 +171,7 @@ def test_the_histogram_keeps_the_promise_on_a_narrow_busy_service_with_shocks() 
     (Pods' wobble in units of share rather than of log odds: 95 of 300 rolled back.)"""
     rng = np.random.default_rng(5)
     streams = (latency_looks(rng, 50_000, cv=0.15, sigma=0.2, shocks=0.05) for _ in iter(int, 1))
-    failed, runs = false_rollbacks(LATENCY, streams, RUNS)
+    failed, runs = false_rollbacks(LATENCY, streams, SPOT_RUNS)
     assert wilson_upper(failed, runs) <= 0.02, f"{failed} of {runs} good bakes rolled back"
 
 
