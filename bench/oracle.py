@@ -18,6 +18,11 @@ as fast as a power law, is the chord of log share against log latency between th
 oracle reading that chord of the canary's true shares, with their wobble: how soon a test
 that knew everything but saw only the histogram could decide (`bench.oracle_buckets`).
 
+`noise="learned"` takes the noise from it: a t-test that reads its scale from the ticks
+before the regression (from the warm-up's end) and the ticks since, each part about its own
+mean, with the noncentral t's power. It is how soon a test that knew the onset, the bound
+and the effect but not the noise could decide (`bench.oracle_buckets` reports it).
+
 Common-mode noise (both arms' rates or latencies moving together, and the shocks) cancels
 in a comparison at the same point, but not where the canary is read at (1 + δ)·b and the
 baseline at b, or its rate against (1 + δ)× the baseline's: the oracle counts what is left
@@ -26,6 +31,7 @@ of it, to first order.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -37,6 +43,7 @@ from shiprail.gates.stats import interpolate_survival
 
 POWER = 0.99
 READINGS = ("exact", "buckets")
+NOISES = ("known", "learned")
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,14 @@ class Oracle:
     # How the canary's share slower than (1 + δ)·b is read: as it is, or as the chord
     # between the bucket bounds around it that a histogram holds.
     reading: str = "exact"
+    # Whether the test knows the noise, or reads its scale from the ticks it has seen.
+    noise: str = "known"
 
     def __post_init__(self) -> None:
         if self.reading not in READINGS:
             raise ValueError(f"reading must be one of {', '.join(READINGS)}, got {self.reading!r}")
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}")
 
     def horizon(self, s: Scenario) -> float | None:
         """Seconds from the regression's start to the end of the data the oracle decides on,
@@ -95,9 +106,22 @@ class Oracle:
         requests = np.vstack([s.canary_share * traffic, (1 - s.canary_share) * traffic])
         return t, requests, t >= max(s.regression_start, s.warmup)
 
-    @property
-    def _z(self) -> tuple[float, float]:
-        return NormalDist().inv_cdf(1 - self.alpha), NormalDist().inv_cdf(POWER)
+    def _z(self, s: Scenario, t: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The test's critical value at each horizon, in spreads of its statistic, and how
+        many more spreads its mean must clear for 99 % power. Known noise: z_α and z_β.
+        Learned: a t-test whose scale is read from the ticks before the regression (from
+        the warm-up's end) and the ticks since, each part about its own mean, so ν = n_before
+        − 1 + n_since − 1 degrees of freedom, and the noncentrality its power needs."""
+        if self.noise == "known":
+            z_a, z_b = NormalDist().inv_cdf(1 - self.alpha), NormalDist().inv_cdf(POWER)
+            return np.full(len(t), z_a), np.full(len(t), z_b)
+        before = int(np.sum((t >= s.warmup) & (t + TICK <= s.regression_start)))
+        nu = np.cumsum(used) - 1 + max(before - 1, 0)
+        critical, extra = np.full(len(t), np.inf), np.full(len(t), np.inf)
+        for i, n in enumerate(nu):
+            if n >= 1:
+                critical[i], extra[i] = _t_critical(self.alpha, int(n))
+        return critical, extra
 
     def _error_margin(self, s: Scenario, t: np.ndarray, requests: np.ndarray, used: np.ndarray) -> np.ndarray:
         rate_b = np.full(len(t), s.base_error_rate)
@@ -113,7 +137,7 @@ class Oracle:
             Arm(rate_b, rate_b * noise, rate_b, rate_b * noise, rate_b),
             tolerated,
             used,
-            self._z,
+            self._z(s, t, used),
             common,
         )
 
@@ -156,7 +180,9 @@ class Oracle:
                 share_c, wobble_c, common_c = chord
             canary = Arm(share_c, wobble_c, share_b, wobble_b, common_c)
             common = (s.dispersion / 3) ** 2 + 3 * s.shock_probability * math.log(2) ** 2
-            margins[float(bound)] = _margin(requests, canary, baseline, 1.0, used, self._z, common)
+            margins[float(bound)] = _margin(
+                requests, canary, baseline, 1.0, used, self._z(s, t, used), common
+            )
         return margins
 
 
@@ -200,6 +226,24 @@ def _wobble(s: Scenario, z: np.ndarray) -> np.ndarray:
     return result
 
 
+@functools.lru_cache(maxsize=4096)
+def _t_critical(alpha: float, nu: int) -> tuple[float, float]:
+    """A one-sided t-test's critical value at level α with ν degrees of freedom, and how far
+    beyond it the noncentrality must be for 99 % power (∞ where none is in reach)."""
+    from scipy.optimize import brentq
+    from scipy.stats import nct
+    from scipy.stats import t as student
+
+    critical = float(student.ppf(1 - alpha, nu))
+    shortfall = lambda lam: float(nct.sf(critical, nu, lam)) - POWER  # noqa: E731
+    high = critical + 10.0
+    while shortfall(high) < 0:
+        high *= 2
+        if high > 1e6:
+            return critical, math.inf
+    return critical, float(brentq(shortfall, critical, high)) - critical
+
+
 def _pdf(z: np.ndarray) -> np.ndarray:
     result: np.ndarray = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
     return result
@@ -211,10 +255,10 @@ def _margin(
     baseline: Arm,
     tolerated: float,
     used: np.ndarray,
-    z: tuple[float, float],
+    z: tuple[np.ndarray, np.ndarray],
     common: float,
 ) -> np.ndarray:
-    """E[D] − z_α·sd₀(D) − z_β·sd₁(D) at each horizon, for D = p̂_c − tolerated · p̂_b, where
+    """E[D] − z_α·sd₀(D) − z_β·sd₁(D) at each horizon (z at each horizon, `Oracle._z`), for D = p̂_c − tolerated · p̂_b, where
     p̂ is an arm's share of bad requests over the ticks used so far: the fixed-horizon test
     has its power once this is ≥ 0. sd₀ is D's spread under the null, sd₁ under the truth."""
     n_c, n_b = requests[0] * used, requests[1] * used

@@ -1,4 +1,4 @@
-"""How much of a latency ratio is the histogram's: a strategy's times against both oracles.
+"""How much of a latency ratio is the histogram's and the noise's: times against three oracles.
 
 The oracle the benchmark holds every strategy to reads the canary's share slower than
 (1 + δ)·b as it is, which a histogram does not hold: with the default buckets, (1 + δ)·b
@@ -7,11 +7,17 @@ can read there is the chord between them (`bench.oracle`, `reading="buckets"`). 
 regression has moved the canary's latency across a bucket, the chord can be far below the
 true share, and no gate on the histogram can see what the exact oracle sees.
 
+The oracle also knows the noise, which every gate must learn from the intervals it has
+seen. `noise="learned"` is the same test as a t-test that reads its scale from the ticks
+before the regression and since: how soon a fixed-horizon test that knew everything but
+the noise could decide.
+
 This reads a `bench.gates` result (JSON), redraws each latency cell's streams as the run
 drew them, and reports, for one strategy, its median time to detect against the oracle the
-run used and against the oracle on bucket counts, cell by cell and as the median over the
-latency cells of ×1.5 and more. The exact oracle is the yardstick the targets are judged
-on; this says how much of what is left is the histogram's resolution.
+run used, against the oracle on bucket counts and against the oracle that learns its
+noise, cell by cell and as the median over the latency cells of ×1.5 and more. The exact
+oracle is the yardstick the targets are judged on; this says how much of what is left is
+the histogram's resolution, and how much a fixed-horizon test would pay for the noise.
 
     python -m bench.oracle_buckets bench/results/gates-random-2031.json
 """
@@ -42,6 +48,7 @@ class Floors:
     latency_factor: float
     exact_s: float | None  # the oracle's median horizon (s), as the run reports it
     buckets_s: float | None  # … and that of the oracle on bucket counts
+    learned_s: float | None  # … and that of the oracle that reads its noise from the ticks
     detected_min: float | None  # the strategy's median time to detect over all runs (min)
 
     def ratio(self, horizon: float | None) -> float | None:
@@ -69,6 +76,7 @@ def floors(result: dict[str, Any], strategy: str) -> list[Floors]:
     """Each latency cell of a `bench.gates` result, against both oracles."""
     exact = shiprail_oracle()
     buckets = replace(exact, reading="buckets")
+    learned = replace(exact, noise="learned")
     out = []
     for cell in result["scenarios"]:
         s = Scenario(**cell["scenario"])
@@ -86,6 +94,7 @@ def floors(result: dict[str, Any], strategy: str) -> list[Floors]:
                 latency_factor=s.latency_factor,
                 exact_s=None if stored is None else stored * 60,
                 buckets_s=median_horizon(buckets, replace(s, repetitions=row["runs"])),
+                learned_s=median_horizon(learned, replace(s, repetitions=row["runs"])),
                 detected_min=row.get("ttd_median_all_min"),
             )
         )
@@ -127,12 +136,21 @@ def main(argv: list[str] | None = None) -> None:
     for f in rows:
         if args.json:
             print(
-                json.dumps({**f.__dict__, "ratio": f.ratio(f.exact_s), "ratio_buckets": f.ratio(f.buckets_s)})
+                json.dumps(
+                    {
+                        **f.__dict__,
+                        "ratio": f.ratio(f.exact_s),
+                        "ratio_buckets": f.ratio(f.buckets_s),
+                        "ratio_learned": f.ratio(f.learned_s),
+                    }
+                )
             )
         else:
             print(
                 f"{f.scenario:22s} oracle {_s(f.exact_s):>7}  on buckets {_s(f.buckets_s):>7}"
-                f"  {args.strategy} ÷ oracle {_fmt(f.ratio(f.exact_s)):>6}  ÷ on buckets {_fmt(f.ratio(f.buckets_s)):>6}"
+                f"  learning its noise {_s(f.learned_s):>7}  {args.strategy} ÷ oracle"
+                f" {_fmt(f.ratio(f.exact_s)):>6}  ÷ on buckets {_fmt(f.ratio(f.buckets_s)):>6}"
+                f"  ÷ learning {_fmt(f.ratio(f.learned_s)):>6}"
             )
     if args.json:
         return
@@ -140,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, pick in (
         ("the oracle", lambda f: f.exact_s),
         ("the oracle on bucket counts", lambda f: f.buckets_s),
+        ("the oracle that learns its noise", lambda f: f.learned_s),
     ):
         median, within, judged = _median([f.ratio(pick(f)) for f in large])
         print(

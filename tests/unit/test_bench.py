@@ -375,6 +375,41 @@ def test_the_oracle_on_bucket_counts_reads_the_chord_a_histogram_holds_and_is_ne
         Oracle(alpha=0.01, error_tolerance=0.2, latency_tolerance=0.1, reading="quantiles")
 
 
+def test_the_oracle_that_learns_its_noise_pays_most_where_few_ticks_precede_the_regression() -> None:
+    # A t-test reads its scale from the ticks before the regression and those since: with
+    # many before it is nearly the z-test, with none it spends its first ticks on the scale.
+    from bench.oracle import _t_critical
+
+    critical, extra = _t_critical(0.01, 10_000)
+    assert critical == pytest.approx(2.326, abs=0.01) and extra == pytest.approx(2.326, abs=0.01)
+    few, many = _t_critical(0.01, 3), _t_critical(0.01, 30)
+    assert sum(few) > sum(many) > 4.65
+    known = shiprail_oracle()
+    learned = replace(known, noise="learned")
+    base = Scenario(
+        name="x",
+        kind="latency",
+        rpm=2000.0,
+        canary_share=0.3,
+        latency_factor=2.0,
+        warmup=0.0,
+        duration=1200.0,
+    )
+    late, early = replace(base, regression_start=600.0), replace(base, regression_start=0.0)
+    assert learned.horizon_tick(late) == known.horizon_tick(late)
+    k, e = known.horizon_tick(early), learned.horizon_tick(early)
+    assert k is not None and e is not None and e > k
+    slower = 0
+    for cell in draw(200, 17):
+        a, b = known.horizon_tick(cell), learned.horizon_tick(cell)
+        if a is not None:
+            assert b is None or b >= a, cell.name  # never sooner than the test that knows
+        slower += a is not None and (b is None or b > a)
+    assert slower >= 20
+    with pytest.raises(ValueError, match="noise"):
+        Oracle(alpha=0.01, error_tolerance=0.2, latency_tolerance=0.1, noise="guessed")
+
+
 def _phi_at(bound: float, median: float, sigma: float) -> float:
     from scipy.special import ndtr
 
@@ -406,12 +441,15 @@ def test_the_bucket_floor_report_holds_a_result_against_both_oracles(
     assert [r["ratio"] for r in rows] == pytest.approx([2.0, math.inf, 1.0])
     for r in rows:
         assert r["buckets_s"] is None or r["buckets_s"] >= r["exact_s"] - 10
+        assert r["learned_s"] is None or r["learned_s"] >= r["exact_s"]
+        assert r["ratio_learned"] is None or r["ratio_learned"] <= r["ratio"]
     oracle_buckets_main([str(result)])
     out = capsys.readouterr().out
     assert (
         "latency ×1.5+: shiprail's median time to detect ÷ the oracle: 2.00× (2 of 3 cells within 2×)" in out
     )
     assert "÷ the oracle on bucket counts:" in out
+    assert "÷ the oracle that learns its noise:" in out
     # Bad input: exit 2, the file named, no traceback.
     for text, message in (("{", ":1: not JSON"), ('{"scenarios": []}', "not a bench.gates result")):
         result.write_text(text)
