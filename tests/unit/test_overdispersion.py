@@ -135,10 +135,10 @@ def false_rollbacks(gate: Gate, streams: Any, runs: int) -> tuple[int, int]:
     return failed, runs
 
 
-# The cells at the traffic extremes prove the promise over 2,000 bakes in every run. The two
-# between them (where the per-interval test begins to take intervals, and the hardest good
-# canary seen) are held to the same bound over their first 600 bakes in `make test`, which
-# still fails at about 1 % rolled back, and over all 2,000 in `make bench`.
+# The error cells at the traffic extremes prove the promise over 2,000 bakes in every run.
+# The histogram's cells, whose looks cost several times as much, are held to the same bound
+# over their first 600 bakes in `make test`, which still fails at about 1 % rolled back, and
+# over all 2,000 in `make bench`: at 2,000 the four took most of the suite's 15 minutes.
 RUNS = 2000
 SPOT_RUNS = RUNS if os.environ.get("SHIPRAIL_FULL_PROMISE") else 600
 
@@ -155,7 +155,7 @@ def test_error_counts_keep_the_promise_on_over_dispersed_good_streams(rpm: float
 # 2,000 req/min: about 33 canary requests an interval, where the per-interval test begins
 # to take intervals and a share's probit is least like a normal.
 @pytest.mark.long
-@pytest.mark.parametrize(("rpm", "runs"), [(20, RUNS), (2_000, SPOT_RUNS), (100_000, RUNS)])
+@pytest.mark.parametrize(("rpm", "runs"), [(20, SPOT_RUNS), (2_000, SPOT_RUNS), (100_000, SPOT_RUNS)])
 def test_the_histogram_keeps_the_promise_on_over_dispersed_good_streams(rpm: float, runs: int) -> None:
     rng = np.random.default_rng(rpm + 1)
     streams = (latency_looks(rng, rpm) for _ in iter(int, 1))
