@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._cli import output_file, positive
+from bench._cli import output_file, positive, positive_float
 from bench.cells import draw
 from bench.oracle import Oracle
 from bench.strategies import STRATEGIES, Shiprail, Strategy
@@ -57,9 +57,36 @@ def shiprail_oracle() -> Oracle:
     return Oracle(alpha=0.01, error_tolerance=0.2, latency_tolerance=0.1)
 
 
-def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any]]:
+# A first step, when one is asked for, bakes this long: a typical first step of a plan.
+FIRST_STEP_SECONDS = 600.0
+
+
+def first_step(s: Scenario, share: float) -> Scenario:
+    """The good step before a cell: the same service, `share` × the cell's canary share."""
+    return replace(
+        s,
+        name=f"{s.name}-first-step",
+        kind="good",
+        error_factor=1.0,
+        latency_factor=1.0,
+        regression_start=0.0,
+        ramp=False,
+        duration=FIRST_STEP_SECONDS,
+        canary_share=min(s.canary_share * share, 0.5),
+    )
+
+
+def evaluate(
+    s: Scenario, strategies: list[Strategy], first_share: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every strategy on the cell's streams. With `first_share`, shiprail's gates bake a good
+    first step of the same service first (`first_step`, on streams of its own) and start the
+    cell knowing what they learned there; a rollback in that step is a false rollback of
+    the cell. The other strategies and the oracle see the cell alone."""
     rng = np.random.default_rng(s.seed)
     histogram_rng = np.random.default_rng([s.seed, 1])
+    before = first_step(s, first_share) if first_share is not None else None
+    before_rngs = (np.random.default_rng([s.seed, 7]), np.random.default_rng([s.seed, 8]))
     decisions: dict[str, list[int | None]] = {x.name: [] for x in strategies}
     served: dict[str, list[float]] = {x.name: [] for x in strategies}
     oracle = shiprail_oracle()
@@ -68,8 +95,14 @@ def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any
         stream = generate(s, rng, histogram_rng)
         tick = oracle.decision_tick(s, stream.missing)
         oracle_seconds.append(math.inf if tick is None else tick * TICK - s.regression_start)
+        earlier = generate(before, *before_rngs) if before is not None else None
         for strategy in strategies:
-            tick = strategy.run(s, stream)
+            if earlier is not None and before is not None and isinstance(strategy, Shiprail):
+                fired, learned = strategy.learn(before, earlier)
+                # Rolled back in the first step: before anything of the regression, tick 0.
+                tick = 0 if fired is not None else strategy.run(s, stream, learned)
+            else:
+                tick = strategy.run(s, stream)
             decisions[strategy.name].append(tick)
             served[strategy.name].append(_bad_served(s, stream, tick if tick is not None else s.ticks))
     # The oracle's figure for the cell: its median decision over the same streams.
@@ -110,9 +143,9 @@ def evaluate(s: Scenario, strategies: list[Strategy]) -> dict[str, dict[str, Any
     return report
 
 
-def _evaluate_cell(job: tuple[Scenario, list[str]]) -> dict[str, dict[str, Any]]:
-    scenario, names = job
-    return evaluate(scenario, [x for x in STRATEGIES if x.name in names])
+def _evaluate_cell(job: tuple[Scenario, list[str], float | None]) -> dict[str, dict[str, Any]]:
+    scenario, names, first_share = job
+    return evaluate(scenario, [x for x in STRATEGIES if x.name in names], first_share)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -338,6 +371,13 @@ def main(argv: list[str] | None = None) -> None:
         help="override the good scenarios' repetitions only: 185 or more can still show a false-rollback"
         " rate's upper 95 %% bound under 2 %%",
     )
+    parser.add_argument(
+        "--first-step",
+        type=positive_float,
+        metavar="SHARE",
+        help="shiprail's gates first bake a good 10-minute step of each cell at SHARE × its canary share"
+        " and start the cell knowing the noise they learned there, as a rollout's next step does",
+    )
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     known = [x.name for x in STRATEGIES]
     parser.add_argument(
@@ -384,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     done = 0
     # Cells are independent (each has its own seed), so they run on every core.
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        jobs = [(scenario, names) for scenario in corpus]
+        jobs = [(scenario, names, args.first_step) for scenario in corpus]
         for scenario, report in zip(corpus, pool.map(_evaluate_cell, jobs), strict=True):
             cells.append({"scenario": asdict(scenario), "strategies": report})
             done += scenario.repetitions
@@ -395,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     results = {
-        "corpus": source,
+        "corpus": source + (f" --first-step {args.first_step:g}" if args.first_step else ""),
         "seconds": time.monotonic() - started,
         "shiprail_gates": {k: v for k, v in Shiprail().raw.items()},
         "oracle": asdict(shiprail_oracle()),

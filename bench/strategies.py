@@ -8,13 +8,21 @@ runs through `shiprail.gates.judge` and `GateTracker`, the code the bake activit
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import TypeAdapter
 
 from bench.streams import BUCKETS_MS, TICK, Scenario, Stream
-from shiprail.gates import GateContext, GateTracker, QueryResult, gate_queries, judge
+from shiprail.gates import (
+    GateContext,
+    GateTracker,
+    QueryResult,
+    gate_queries,
+    judge,
+    learned_noise,
+    starting_memory,
+)
 from shiprail.gates.stats import hodges_lehmann
 from shiprail.plan.models import Gate
 
@@ -242,10 +250,21 @@ class Shiprail:
             results[q] = QueryResult(value=float(cumulative[k] - cumulative[delay]))
         return results
 
-    def run(self, s: Scenario, st: Stream) -> int | None:
+    def run(self, s: Scenario, st: Stream, learned: dict[str, dict[str, Any]] | None = None) -> int | None:
+        """The tick the gates roll back at, if any; `learned` is what they learned of the
+        noise in a step before (`learn`), as the bake activity hands it on."""
+        memories = {name: starting_memory(g, (learned or {}).get(name)) for name, g in self.gates.items()}
+        return self._bake(s, st, memories)
+
+    def learn(self, s: Scenario, st: Stream) -> tuple[int | None, dict[str, dict[str, Any]]]:
+        """A step of its own: the tick it rolled back at, if any, and what the gates learned."""
+        memories: dict[str, dict[str, Any]] = {name: {} for name in self.gates}
+        tick = self._bake(s, st, memories)
+        return tick, {name: learned_noise(g, memories[name]) for name, g in self.gates.items()}
+
+    def _bake(self, s: Scenario, st: Stream, memories: dict[str, dict[str, Any]]) -> int | None:
         start = datetime(2026, 1, 1, tzinfo=UTC)
         trackers = {name: GateTracker(name=name) for name in self.gates}
-        memories: dict[str, dict[str, object]] = {name: {} for name in self.gates}
         every = {name: max(1, int(g.interval.total_seconds() / TICK)) for name, g in self.gates.items()}
         first = {
             name: int(g.initial_delay.total_seconds() / TICK) + every[name] for name, g in self.gates.items()

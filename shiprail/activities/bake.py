@@ -28,6 +28,8 @@ from shiprail.gates import (
     StepOutcome,
     evaluate,
     gate_interval,
+    learned_noise,
+    starting_memory,
     step_outcome,
 )
 from shiprail.gates.base import GateVerdict, no_data
@@ -49,12 +51,15 @@ def _restore(request: BakeRequest) -> _BakeState:
     if details:
         return _BakeState.model_validate(details[0])
     return _BakeState(
-        trackers={name: GateTracker(name=name) for name in request.gates},
+        trackers={
+            name: GateTracker(name=name, memory=starting_memory(gate, request.learned.get(name)))
+            for name, gate in request.gates.items()
+        },
         next_due={name: request.step_start + gate.initial_delay for name, gate in request.gates.items()},
     )
 
 
-def _result(state: _BakeState, outcome: StepOutcome) -> BakeResult:
+def _result(state: _BakeState, outcome: StepOutcome, request: BakeRequest) -> BakeResult:
     summaries = [
         GateSummary(verdict=t.last, evaluations=t.summary(), failed=t.failed)
         for t in state.trackers.values()
@@ -64,7 +69,13 @@ def _result(state: _BakeState, outcome: StepOutcome) -> BakeResult:
         reason = "; ".join(f"{s.verdict.gate}: {s.verdict.reason}" for s in summaries) or "no gates"
     else:
         reason = "; ".join(f"{t.name}: {t.failure_reason}" for t in state.trackers.values() if t.failed)
-    return BakeResult(passed=outcome is StepOutcome.PASS, reason=reason, gates=summaries)
+    learned = {name: learned_noise(request.gates[name], t.memory) for name, t in state.trackers.items()}
+    return BakeResult(
+        passed=outcome is StepOutcome.PASS,
+        reason=reason,
+        gates=summaries,
+        learned={name: x for name, x in learned.items() if x},
+    )
 
 
 @activity.defn
@@ -110,9 +121,9 @@ async def _evaluate_until_decided(request: BakeRequest, state: _BakeState) -> Ba
             state.next_due[name] = now + gate_interval(request.gates[name], request.interval)
         outcome = step_outcome(list(state.trackers.values()), bake_over=end is not None and now >= end)
         if outcome is StepOutcome.PASS and request.actuator is not None:
-            return _result(state, outcome).model_copy(update={"drift": await _drift(request)})
+            return _result(state, outcome, request).model_copy(update={"drift": await _drift(request)})
         if outcome is not StepOutcome.CONTINUE:
-            return _result(state, outcome)
+            return _result(state, outcome, request)
         wake = min([*state.next_due.values(), *([end] if end else [])], default=now)
         await asyncio.sleep(min(_TICK, max((wake - datetime.now(UTC)).total_seconds(), 0.05)))
 

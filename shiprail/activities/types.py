@@ -6,6 +6,7 @@ Nothing here may hold a secret: actuator headers are `env:`/`file:` references.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -79,6 +80,9 @@ class BakeRequest(BaseModel):
     prometheus_timeout: Duration | None = None
     # Drift: at the end of a passing bake the exposure is read again and compared.
     actuator: Actuator | None = None
+    # What each gate learned of this service's noise in its step before (`BakeResult`):
+    # plain numbers, so a step starts knowing them.
+    learned: dict[str, dict[str, Any]] = {}
 
 
 class GateSummary(BaseModel):
@@ -92,6 +96,8 @@ class BakeResult(BaseModel):
     reason: str
     gates: list[GateSummary]
     drift: Drift | None = None
+    # By gate, what it learned of the service's noise (`shiprail.gates.learned_noise`).
+    learned: dict[str, dict[str, Any]] = {}
 
 
 class BudgetRequest(BaseModel):

@@ -54,6 +54,17 @@ def evaluate(
     return judge(name, gate, ctx, results, memory)
 
 
+def learned_noise(gate: Gate, memory: dict[str, Any]) -> dict[str, Any]:
+    """What a gate learned of its service's noise in a step, for the next step of the same
+    service (empty where a gate learns nothing worth carrying)."""
+    return compare.learned_noise(gate, memory) if gate.type == "compare" else {}
+
+
+def starting_memory(gate: Gate, learned: dict[str, Any] | None) -> dict[str, Any]:
+    """A gate's memory at the start of a step, from what it learned in the step before."""
+    return compare.starting_memory(gate, learned) if gate.type == "compare" and learned else {}
+
+
 def gate_interval(gate: Gate, step_interval: timedelta) -> timedelta:
     return gate.interval or step_interval
 
@@ -71,5 +82,7 @@ __all__ = [
     "gate_interval",
     "gate_queries",
     "judge",
+    "learned_noise",
+    "starting_memory",
     "step_outcome",
 ]

@@ -48,6 +48,7 @@ from shiprail.gates.base import (
     prom_range,
     too_few,
 )
+from shiprail.gates.intervals import learned_noise as learn_intervals
 from shiprail.gates.intervals import weigh_intervals
 from shiprail.gates.sequential import Key, Reading, mixture, running_p, weigh
 from shiprail.gates.stats import hodges_lehmann, interpolate_survival, mann_whitney_greater, spent_alpha
@@ -118,6 +119,23 @@ def judge(
     if gate.total is not None:
         return _judge_counts(gate, name, ctx, results, memory)
     return _judge_samples(gate, name, ctx, results, memory)
+
+
+def learned_noise(gate: CompareGate, memory: dict[str, Any]) -> dict[str, Any]:
+    """What this step's gate learned of the service's noise, for its next step: the
+    histogram's per-interval test's (`intervals.learned_noise`). Plain numbers, no labels
+    or values of a query."""
+    if gate.histogram is None:
+        return {}
+    learned = learn_intervals(memory.get("intervals") or {})
+    return {"intervals": learned} if learned else {}
+
+
+def starting_memory(gate: CompareGate, learned: dict[str, Any]) -> dict[str, Any]:
+    """A step's first memory, holding what the step before learned (`learned_noise`)."""
+    if gate.histogram is None or not learned.get("intervals"):
+        return {}
+    return {"intervals": {"carried": learned["intervals"]}}
 
 
 def _planned_looks(gate: CompareGate, ctx: GateContext) -> int:

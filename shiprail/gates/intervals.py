@@ -36,6 +36,13 @@ decides.
 
 Restarts and their weights are those of the count test (`sequential`); each restart fixes
 at its origin the bounds it averages over: the bounds expected to be usable then.
+
+A step that begins knowing its noise decides sooner: a sequential t-test with few degrees
+of freedom needs several times the spreads a known scale does at the evidence a restart
+must reach. The pods are the same from one step of a rollout to the next, and only the
+traffic split changes, whose binomial part the weights already separate. So a step's
+residual and wobble (`learned_noise`) are handed to the next step of the same service,
+which counts them as one more block before every origin, put back in its own units.
 """
 
 from __future__ import annotations
@@ -78,8 +85,9 @@ def weigh_intervals(
     memory["looks"] = look
     last = memory.get("last")
     if last is None or len(last[0]) != len(reading.canary) or len(last[1]) != len(reading.baseline):
-        # The first look, or the histogram gained or lost a bucket: start the sums afresh.
-        memory["keys"], memory["marks"] = {}, []
+        # The first look, or the histogram gained or lost a bucket: start the sums afresh,
+        # with the pods' wobble learned in the step before, if any.
+        memory["keys"], memory["marks"] = _carried_keys(memory.get("carried")), []
         step_c, step_b, length = reading.canary, reading.baseline, 0.0
     else:
         step_c, step_b = _minus(reading.canary, last[0]), _minus(reading.baseline, last[1])
@@ -103,7 +111,7 @@ def weigh_intervals(
         )
 
     marks: list[list[Any]] = memory["marks"]
-    tests, strongest = _evidence(keys, marks, planned_looks)
+    tests, strongest = _evidence(keys, marks, planned_looks, memory.get("carried") or {})
     if look <= planned_looks:
         # A restart averages over the bounds it can expect to use, judged at its origin
         # from the share so far and the traffic of the interval just seen.
@@ -119,6 +127,49 @@ def weigh_intervals(
         marks.append([origin, usable])
     memory["marks"] = [m for m in marks if m[0] == 0 or kept(int(m[0]), look)]
     return IntervalWeighing(tests, strongest)
+
+
+def learned_noise(memory: dict[str, Any]) -> dict[str, list[float]]:
+    """What a step's intervals say of the noise, for the next step of the same service:
+    by bound, [χ², degrees of freedom, the wobble's two sums]. The χ² is the residual of
+    the step's intervals about their own mean, over the variance an interval was weighed
+    by (`_unit`), so it carries no units: the next step, at another share of traffic, puts
+    it back in its own. The wobble is per tick in probits, the same at any share. What the
+    step itself was carried in is added, so a third step knows both before it."""
+    keys: dict[str, Any] = memory.get("keys") or {}
+    carried: dict[str, list[float]] = memory.get("carried") or {}
+    learned: dict[str, list[float]] = {}
+    for name, state in keys.items():
+        count, weight, first, second = state["sums"]
+        unit = _unit(state)
+        if unit is None or count < 2 or weight <= 0:
+            continue
+        chi2, freedom = max(second - first * first / weight, 0.0) / unit, count - 1
+        before = carried.get(name)
+        if before is not None:
+            chi2, freedom = chi2 + before[0], freedom + before[1]
+        spread = state.get("spread") or [0.0, 0.0, 0.0, 0.0]
+        learned[name] = [compact(chi2), float(freedom), compact(spread[0]), compact(spread[1])]
+    return learned
+
+
+def _carried_keys(carried: dict[str, list[float]] | None) -> dict[str, Any]:
+    """Fresh sums for a step, each bound starting from the wobble learned before it."""
+    return {
+        name: {"p": None, "sums": [0.0, 0.0, 0.0, 0.0], "spread": [x[2], x[3], 0.0, 0.0]}
+        for name, x in (carried or {}).items()
+    }
+
+
+def _unit(state: dict[str, Any]) -> float | None:
+    """The variance an interval of this bound is weighed to (`_precision`): a typical
+    interval's binomial part plus the wobble per tick; None before any interval."""
+    spread = state.get("spread") or [0.0, 0.0, 0.0, 0.0]
+    if spread[3] <= 0:
+        return None
+    wobble = max(spread[0] / spread[1], 0.0) if spread[1] > 0 else 0.0
+    unit = spread[2] / spread[3] + wobble
+    return unit if unit > 0 else None
 
 
 def _minus(a: list[float], b: list[float]) -> list[float]:
@@ -190,7 +241,7 @@ def _probit_difference(counts: tuple[float, float], traffic: tuple[float, float]
 
 
 def _evidence(
-    keys: dict[str, Any], marks: list[list[Any]], planned_looks: int
+    keys: dict[str, Any], marks: list[list[Any]], planned_looks: int, carried: dict[str, list[float]]
 ) -> tuple[dict[int, float], str | None]:
     """Each test's mean over its bounds of the t-test's Bayes factor, and the bound that
     contributes most to the mixture."""
@@ -201,9 +252,16 @@ def _evidence(
         return {}, None
     pre = np.array([r[2] for r in rows], dtype=float)
     now = np.array([keys[r[1]]["sums"] for r in rows], dtype=float)
-    bf = sum(np.exp(np.minimum(log_t_bayes_factor(pre, now - pre, g), 700.0)) for g in PRIOR_SCALES) / len(
-        PRIOR_SCALES
+    # The step before's residual, in this step's units now (`learned_noise`).
+    units = {name: _unit(keys[name]) for name in {r[1] for r in rows} if name in carried}
+    scales = {name: unit for name, unit in units.items() if unit is not None}
+    earlier = np.array(
+        [[carried[r[1]][0] * scales[r[1]], carried[r[1]][1]] if r[1] in scales else [0.0, 0.0] for r in rows],
+        dtype=float,
     )
+    bf = sum(
+        np.exp(np.minimum(log_t_bayes_factor(pre, now - pre, g, earlier), 700.0)) for g in PRIOR_SCALES
+    ) / len(PRIOR_SCALES)
     bounds = {int(m[0]): len(m[1]) for m in marks}
     tests: dict[int, float] = {}
     by_key: dict[str, float] = {}
@@ -215,12 +273,14 @@ def _evidence(
     return tests, best if by_key[best] > 0 else None
 
 
-def log_t_bayes_factor(before: Any, since: Any, scale: float) -> Any:
+def log_t_bayes_factor(before: Any, since: Any, scale: float, earlier: Any = None) -> Any:
     """log of the one-sided t-test Bayes factor for "the mean since the origin is > 0".
 
     Rows of `before` and `since` are sums [count, Σℓ, Σℓd, Σℓd²] of observations d with
     variance s²/ℓ: before the origin (they only tell the scale s, about their own mean) and
-    since (mean μ). The prior on δ = μ/s is half-normal with `scale`, the prior on s is
+    since (mean μ). Rows of `earlier`, if given, are [residual, degrees of freedom] of more
+    observations with the same scale, each block already about its own mean (a step
+    before this one). The prior on δ = μ/s is half-normal with `scale`, the prior on s is
     ds/s. With T the residual sum of squares of both parts, L = Σℓ and M the mean since,
     ν = n_since + n_before − 1 (the before part has lost one to its own mean), A = T + L·M²
     and A' = T + L·M²/(1 + Lγ²):
@@ -240,6 +300,10 @@ def log_t_bayes_factor(before: Any, since: Any, scale: float) -> Any:
     rss_since = np.where(length > 0, t2 - t1 * mean, 0.0)
     residual = np.maximum(rss_before, 0.0) + np.maximum(rss_since, 0.0)
     nu = n + np.maximum(m - 1, 0.0)
+    if earlier is not None:
+        earlier = np.atleast_2d(earlier)
+        residual = residual + np.maximum(earlier[:, 0], 0.0)
+        nu = nu + np.maximum(earlier[:, 1], 0.0)
     g2 = scale * scale
     shrink = 1 + length * g2
     a = residual + length * mean * mean

@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from shiprail.activities.types import BakeRequest
 from shiprail.demo.scenarios import SCENARIOS
 from shiprail.status import Phase, RolloutStatus, ServiceState
 from shiprail.workflows.rollout import RolloutWorkflow
@@ -101,6 +102,59 @@ async def test_a_histogram_compare_gate_catches_a_slow_canary_during_a_rollout(
         r"of canary requests slower than [\d.]+ m?s vs baseline [\d.]+% slower than", slow.reason
     ), slow.reason
     _assert_routers_restored(rig)
+
+
+async def _bake_requests(client: Client, handle: WorkflowHandle[Any, Any]) -> list[BakeRequest]:
+    """Every bake the rollout scheduled, as the activity received it."""
+    requests = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == "bake":
+                [request] = await client.data_converter.decode(scheduled.input.payloads, [BakeRequest])
+                requests.append(request)
+    return requests
+
+
+async def test_each_step_starts_with_the_noise_its_service_showed_in_the_step_before(
+    client: Client, worker: Worker, fleet_rig: RigFactory, rollout_id: str
+) -> None:
+    """With `slow` compared at every bound, a service's second bake starts from what its
+    gate learned in the first (each bound's residual, degrees of freedom and wobble), and
+    its first bake from nothing. One service, bakes long enough to hold a dozen looks, and
+    enough canary requests a look that bounds near the median are read look by look."""
+    text = DEMO_PLAN.read_text()
+    one_bound = (
+        '      good: \'http_request_duration_seconds_bucket{service="{{service}}",version="{{version}}",le="0.25"}\'\n'
+        '      total: \'http_request_duration_seconds_count{service="{{service}}",version="{{version}}"}\'\n'
+    )
+    every_bound = '      histogram: \'http_request_duration_seconds_bucket{service="{{service}}",version="{{version}}"}\'\n'
+    defaults = "    steps: [10, 50, 100]\n    bake: 6s\n    interval: 2s\n    gates: [errors, slow, error-ratio, p95-latency]\n"
+    others = text.index("    - name: inventory")
+    assert one_bound in text and defaults in text and others > 0
+    text = text[:others].replace(one_bound, every_bound)
+    text = text.replace(
+        defaults, "    steps: [30, 50, 100]\n    bake: 14s\n    interval: 2s\n    gates: [slow]\n"
+    )
+    rig = fleet_rig("good", plan_text=text, rps=150)
+    handle = await start(client, rig.plan, rollout_id)
+    status = await finished(handle)
+    assert status.phase is Phase.SUCCEEDED, await _gate_story(handle)
+    requests = await _bake_requests(client, handle)
+    assert [(r.service, r.weight) for r in requests] == [
+        ("payments", 30),
+        ("payments", 50),
+        ("payments", 100),
+    ]
+    assert requests[0].learned == {}
+    for later in requests[1:]:
+        learned = later.learned["slow"]["intervals"]
+        assert learned
+        for bound, (chi2, freedom, _, _) in learned.items():
+            assert float(bound) > 0 and chi2 >= 0 and freedom >= 1, bound
+    # The third step knows both steps before it.
+    second, third = requests[1].learned["slow"]["intervals"], requests[2].learned["slow"]["intervals"]
+    assert any(third[b][1] > second[b][1] for b in second.keys() & third.keys())
 
 
 async def test_provider_regression_seen_only_by_its_consumer_rolls_back_both(

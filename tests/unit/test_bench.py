@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.cells import draw
-from bench.gates import DEFAULT_CORPUS, evaluate, markdown, shiprail_oracle, wilson
+from bench.gates import DEFAULT_CORPUS, evaluate, first_step, markdown, shiprail_oracle, wilson
 from bench.gates import main as gates_main
 from bench.oracle import Oracle, _chord
 from bench.oracle_buckets import main as oracle_buckets_main
@@ -20,8 +20,16 @@ from bench.oracle_buckets import median_horizon
 from bench.oracle_power import main as oracle_power_main
 from bench.oracle_power import power
 from bench.orchestrator import main as orchestrator_main
-from bench.strategies import STRATEGIES, FlaggerStyle, Shiprail
-from bench.streams import BUCKETS_MS, CorpusError, Scenario, _factor, first_regressed_tick, load_corpus
+from bench.strategies import SHIPRAIL_GATES, STRATEGIES, FlaggerStyle, Shiprail
+from bench.streams import (
+    BUCKETS_MS,
+    CorpusError,
+    Scenario,
+    _factor,
+    first_regressed_tick,
+    generate,
+    load_corpus,
+)
 
 
 def test_default_corpus_covers_the_required_cells() -> None:
@@ -120,6 +128,7 @@ def test_bad_input_exits_2_naming_it_before_any_work(
         (gates_main, ["--strategies", "shiprail,kayanta"], "--strategies: no strategy 'kayanta'; there are"),
         (gates_main, ["--strategies", ","], "--strategies: name at least one of"),
         (gates_main, ["--json", str(tmp_path / "missing" / "out.json")], "no folder"),
+        (gates_main, ["--first-step", "0"], "--first-step: expected a number above 0"),
         (
             orchestrator_main,
             ["--rollback-runs", "0"],
@@ -146,6 +155,37 @@ def test_shiprail_catches_a_gross_regression_and_passes_a_quiet_good_release() -
     caught = evaluate(bad, [Shiprail()])["shiprail"]
     assert caught["detection_rate"] == 1.0 and caught["ttd_median_min"] < 5
     assert evaluate(good, [Shiprail()])["shiprail"]["rollbacks"] == 0
+
+
+def test_a_first_step_hands_shiprail_the_noise_it_learned() -> None:
+    """`--first-step`: a good step of the same service at a share of the cell's, on streams of
+    its own, whose learned noise the cell's bake starts from; a rollback there counts."""
+    busy = Scenario(
+        name="busy",
+        kind="latency",
+        latency_factor=1.6,
+        rpm=20_000,
+        canary_share=0.2,
+        dispersion=0.3,
+        regression_start=300.0,
+        duration=600.0,
+        repetitions=4,
+        seed=9,
+    )
+    before = first_step(busy, 2.0)
+    assert (before.kind, before.canary_share, before.duration, before.latency_factor) == (
+        "good",
+        0.4,
+        600.0,
+        1.0,
+    )
+    assert first_step(busy, 5.0).canary_share == 0.5
+    strategy = Shiprail({"latency": SHIPRAIL_GATES["latency"]})
+    rng = np.random.default_rng(1)
+    fired, learned = strategy.learn(before, generate(before, rng, rng))
+    assert fired is None and learned["latency"]["intervals"]
+    report = evaluate(busy, [strategy], first_share=1.0)["shiprail"]
+    assert report["detection_rate"] == 1.0 and report["early_rollbacks"] == 0
 
 
 def test_flagger_style_counts_missing_data_as_failed_checks() -> None:

@@ -19,14 +19,17 @@ def _sums(values: Any) -> list[float]:
     return [float(len(d)), float(len(d)), float(d.sum()), float((d * d).sum())]
 
 
-def _by_integration(before: Any, since: Any, scale: float) -> float:
+def _by_integration(before: Any, since: Any, scale: float, earlier: Any = ()) -> float:
     """The Bayes factor from its definition: likelihood of both parts under a mean δ·s since
     the origin (δ half-normal), over the likelihood under a mean 0, each integrated over
-    the scale s with ds/s; the part before only tells the scale, about its own mean."""
+    the scale s with ds/s; the part before (and an earlier block, a step before) only tells
+    the scale, each about its own mean."""
     pre = np.asarray(before, dtype=float)
     post = np.asarray(since, dtype=float)
+    old = np.asarray(earlier, dtype=float)
     rss_pre = float(((pre - pre.mean()) ** 2).sum()) if len(pre) else 0.0
-    nu_pre = max(len(pre) - 1, 0)
+    rss_pre += float(((old - old.mean()) ** 2).sum()) if len(old) else 0.0
+    nu_pre = max(len(pre) - 1, 0) + max(len(old) - 1, 0)
 
     def likelihood(s: float, mu: float) -> float:
         return float(
@@ -54,6 +57,44 @@ def test_the_t_bayes_factor_is_the_integral_it_claims(
 ) -> None:
     closed = math.exp(float(log_t_bayes_factor(_sums(before), _sums(since), scale)[0]))
     assert closed == pytest.approx(_by_integration(before, since, scale), rel=2e-3)
+
+
+def _earlier(values: list[float]) -> list[float]:
+    """[residual about its own mean, degrees of freedom] of a block, as a step hands it on."""
+    d = np.asarray(values, dtype=float)
+    return [float(((d - d.mean()) ** 2).sum()), float(len(d) - 1)]
+
+
+@pytest.mark.parametrize(
+    ("before", "since", "earlier"),
+    [
+        ([0.1, -0.3, 0.2], [0.8, 0.5, 1.1], [1.3, 0.9, 1.6, 1.1, 1.2]),
+        ([], [0.5, 0.9], [-0.4, 0.2, 0.1, -0.2]),
+    ],
+)
+def test_a_block_from_the_step_before_counts_as_more_of_the_scale(
+    before: list[float], since: list[float], earlier: list[float]
+) -> None:
+    """The earlier block only tells the scale, about its own mean (a step before may have had
+    another level): its residual and degrees of freedom join the part before the origin."""
+    closed = math.exp(float(log_t_bayes_factor(_sums(before), _sums(since), 4.0, [_earlier(earlier)])[0]))
+    assert closed == pytest.approx(_by_integration(before, since, 4.0, earlier), rel=2e-3)
+    without = math.exp(float(log_t_bayes_factor(_sums(before), _sums(since), 4.0)[0]))
+    assert closed != pytest.approx(without, rel=1e-2)
+
+
+def test_a_block_from_the_step_before_keeps_the_e_value() -> None:
+    """Under the null, with a step before of the same scale (at another level), the running
+    maximum passes 1/α at most α of the time."""
+    rng = np.random.default_rng(8)
+    alpha, runs, crossed = 0.05, 3000, 0
+    for _ in range(runs):
+        earlier = _earlier(list(rng.normal(-0.5, 2.0, 25)))
+        values = rng.normal(0.0, 2.0, 30)
+        since = np.array([_sums(values[: k + 1]) for k in range(30)])
+        logs = log_t_bayes_factor(np.zeros((30, 4)), since, 4.0, np.tile(earlier, (30, 1)))
+        crossed += float(np.max(logs)) >= math.log(1 / alpha)
+    assert crossed / runs <= alpha
 
 
 @pytest.mark.parametrize("spread", [0.01, 100.0])

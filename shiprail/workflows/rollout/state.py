@@ -57,6 +57,8 @@ class RolloutState:
         self._override = request.window_override
         self._train = request.train
         self._drifts: dict[str, Drift] = {}
+        # By service, what its gates learned of its noise in its last passing bake.
+        self._learned: dict[str, dict[str, dict[str, Any]]] = {}
         self._notifications: list[asyncio.Future[Any]] = []
         self._nonces: set[str] = set()  # of signed control requests accepted
         self._refusals = 0

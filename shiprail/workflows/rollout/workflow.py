@@ -407,6 +407,7 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
             prometheus_timeout=prometheus.timeout if prometheus else None,
             # A bake that can end re-reads the exposure as it does: drift never promotes.
             actuator=s.actuator if bake is not None else None,
+            learned=self._learned.get(s.name, {}) if workflow.patched("carry-gate-noise") else {},
         )
 
     async def _bake(self, s: ServiceSettings, index: int) -> None:
@@ -426,6 +427,8 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
         except ActivityError as exc:
             raise self._step_failed(s.name, f"bake at {weight:g}% failed: {cause_of(exc)}") from None
         self._record_verdicts(s.name, weight, result)
+        if result.learned:
+            self._learned[s.name] = result.learned
         if result.drift is not None:
             self._drifted(result.drift)
         if not result.passed:
