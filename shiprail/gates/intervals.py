@@ -65,6 +65,12 @@ MIN_SPREAD = 5.0
 # by ten spreads, and a single scale that fits one wastes the other's evidence. The Bayes
 # factors of the scales are averaged (equal weights), which costs at most log 3.
 PRIOR_SCALES = (1.0, 4.0, 16.0)
+# A step starts knowing at most this many intervals' worth of the noise of the steps
+# before it (`learned_noise`): enough that a restart near a regression's onset need not
+# learn its scale from the regression's own intervals, and few enough that a step whose
+# pods wobble more than the last one's (a replica-scaled baseline shrinking as the canary
+# grows) soon reads its own.
+CARRIED_FREEDOM = 30.0
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,8 @@ def learned_noise(memory: dict[str, Any]) -> dict[str, list[float]]:
     the step's intervals about their own mean, over the variance an interval was weighed
     by (`_unit`), so it carries no units: the next step, at another share of traffic, puts
     it back in its own. The wobble is per tick in probits, the same at any share. What the
-    step itself was carried in is added, so a third step knows both before it."""
+    step itself was carried in is added, so a third step knows both before it, and the
+    whole is worth at most `CARRIED_FREEDOM` degrees of freedom."""
     keys: dict[str, Any] = memory.get("keys") or {}
     carried: dict[str, list[float]] = memory.get("carried") or {}
     learned: dict[str, list[float]] = {}
@@ -148,6 +155,8 @@ def learned_noise(memory: dict[str, Any]) -> dict[str, list[float]]:
         before = carried.get(name)
         if before is not None:
             chi2, freedom = chi2 + before[0], freedom + before[1]
+        if freedom > CARRIED_FREEDOM:
+            chi2, freedom = chi2 * CARRIED_FREEDOM / freedom, CARRIED_FREEDOM
         spread = state.get("spread") or [0.0, 0.0, 0.0, 0.0]
         learned[name] = [compact(chi2), float(freedom), compact(spread[0]), compact(spread[1])]
     return learned

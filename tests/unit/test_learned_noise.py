@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from shiprail.gates import Verdict, judge, learned_noise, starting_memory
+from shiprail.gates.intervals import CARRIED_FREEDOM
 from tests.unit.test_overdispersion import LATENCY, _ctx, latency_looks
 
 
@@ -27,7 +28,7 @@ def test_a_step_hands_its_noise_to_the_next() -> None:
     learned = learned_noise(LATENCY, memory)["intervals"]
     assert len(learned) >= 4
     for name, (chi2, freedom, wobble, pairs) in learned.items():
-        assert freedom >= 10 and 0.3 < chi2 / freedom < 3, name
+        assert 10 <= freedom <= CARRIED_FREEDOM and 0.3 < chi2 / freedom < 3, name
         assert [wobble, pairs] == pytest.approx(memory["intervals"]["keys"][name]["spread"][:2])
 
     following = starting_memory(LATENCY, {"intervals": learned})
@@ -38,7 +39,25 @@ def test_a_step_hands_its_noise_to_the_next() -> None:
     for look, results in enumerate(latency_looks(rng, 20_000)[1:], start=2):
         judge("g", LATENCY, _ctx(look), results, following)
     again = learned_noise(LATENCY, following)["intervals"]
-    assert all(again[name][1] > learned[name][1] for name in learned)
+    assert all(again[name][1] == CARRIED_FREEDOM for name in learned)
+    # Worth at most CARRIED_FREEDOM intervals, at the scale they read.
+    for name in learned:
+        assert again[name][0] / again[name][1] == pytest.approx(
+            (learned[name][0] + _residual(following, name)) / (learned[name][1] + _count(following, name) - 1)
+        )
+
+
+def _count(memory: dict[str, Any], name: str) -> float:
+    return float(memory["intervals"]["keys"][name]["sums"][0])
+
+
+def _residual(memory: dict[str, Any], name: str) -> float:
+    """A bound's residual about its mean this step, over the variance it was weighed to."""
+    state = memory["intervals"]["keys"][name]
+    _, weight, first, second = state["sums"]
+    spread = state["spread"]
+    unit = spread[2] / spread[3] + max(spread[0] / spread[1], 0.0)
+    return float((second - first * first / weight) / unit)
 
 
 def test_nothing_is_carried_by_gates_that_learn_nothing() -> None:
