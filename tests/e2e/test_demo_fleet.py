@@ -134,7 +134,7 @@ async def test_each_step_starts_with_the_noise_its_service_showed_in_the_step_be
     assert one_bound in text and defaults in text and others > 0
     text = text[:others].replace(one_bound, every_bound)
     text = text.replace(
-        defaults, "    steps: [30, 50, 100]\n    bake: 14s\n    interval: 2s\n    gates: [slow]\n"
+        defaults, "    steps: [30, 50, 100]\n    bake: 10s\n    interval: 2s\n    gates: [slow]\n"
     )
     rig = fleet_rig("good", plan_text=text, rps=150)
     handle = await start(client, rig.plan, rollout_id)
