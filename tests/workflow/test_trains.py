@@ -3,7 +3,6 @@ departures running their cars as child rollouts, and the failure and overlap pol
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
@@ -77,6 +76,16 @@ async def cleanup(client: Client) -> Any:
             await train_client.delete(client, name, "tester")
 
 
+async def boarding_open_for(client: Client, name: str, seconds: float) -> None:
+    """Poll until the next departure's boarding stays open at least `seconds` more, so cars
+    boarded one after another share that departure instead of straddling its cut-off."""
+
+    async def check() -> bool:
+        return await train_client.boarding_closes_in(client, name) >= seconds
+
+    await eventually(check, 30, f"a boarding window with {seconds}s left")
+
+
 async def test_dependent_cars_depart_in_order_on_the_cadence(
     client: Client, actuator: ActuatorServer, cleanup: list[str]
 ) -> None:
@@ -89,6 +98,7 @@ async def test_dependent_cars_depart_in_order_on_the_cadence(
     provider_services = [unique("payments")]
     provider = car_plan(actuator, unique("pay"), provider_services)
     consumer = car_plan(actuator, unique("chk"), consumer_services)
+    await boarding_open_for(client, name, 2.5)
     first = await train_client.board(client, name, provider, [], "tester")
     second = await train_client.board(client, name, consumer, [provider.metadata.name], "tester")
     assert first.car.departure == second.car.departure
@@ -172,10 +182,7 @@ async def _three_cars(
     dependent = car_plan(actuator, unique("dep"), [unique("chk")])
     independent = car_plan(actuator, unique("ind"), [unique("srch")])
     names = [p.metadata.name for p in (bad, dependent, independent)]
-    left = await train_client.boarding_closes_in(client, name)
-    if left < 2.5:
-        # Board at the start of a boarding window, so the three cars share one departure.
-        await asyncio.sleep(max(left, 0) + 0.2)
+    await boarding_open_for(client, name, 2.5)
     first = await train_client.board(client, name, bad, [], "tester")
     for plan, needs in ((dependent, [bad.metadata.name]), (independent, [])):
         boarding = await train_client.board(client, name, plan, needs, "tester")
