@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     import shiprail.visibility as visibility
@@ -64,13 +64,22 @@ class DepartureWorkflow:
         scheduled = info.typed_search_attributes.get(_SCHEDULED_START) or workflow.now()
         self._train_name = request.train
         record = self._record = DepartureRecord(id=info.workflow_id, scheduled=scheduled)
-        claim = await workflow.execute_activity(
-            train_activities.claim_cars,
-            ClaimRequest(train=request.train, departure_id=info.workflow_id, scheduled=scheduled),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=10),
-            summary=f"claim the cars of train {request.train}",
-        )
+        try:
+            claim = await workflow.execute_activity(
+                train_activities.claim_cars,
+                ClaimRequest(train=request.train, departure_id=info.workflow_id, scheduled=scheduled),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=10),
+                summary=f"claim the cars of train {request.train}",
+            )
+        except ActivityError as exc:
+            if not workflow.patched("departure-records-a-failed-claim"):
+                raise
+            # Without its cars a departure has nothing to run, but it must not vanish: the
+            # train's record and its announcements say it failed, and why.
+            cause = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+            await self._end(FAILED, f"could not claim its cars: {cause}")
+            return record
         self._zone = claim.train.spec.schedule.timezone
         self._targets = claim.train.spec.notify
         record.cars = [CarRecord(car=c.car) for c in claim.cars]

@@ -175,6 +175,13 @@ class TrainWorkflow:
     @claim.validator
     def _validate_claim(self, request: ClaimRequest) -> None:
         self._refuse_if_closed()
+        # A claim sent again under its update id gets the first one's cars from the server;
+        # one that reaches the train by another way would get none, and the departure would
+        # leave empty while its cars were gone: refuse it, so the departure says so.
+        if any(d.id == request.departure_id for d in self._state.departures):
+            raise ApplicationError(
+                f"departure {request.departure_id} has already claimed its cars", type="AlreadyClaimed"
+            )
 
     @workflow.signal
     def record(self, departure: DepartureRecord) -> None:

@@ -226,10 +226,31 @@ async def _wait_departed(client: Client, departure: _Departure, deadline: float)
             await _wait_terminal(client, planned, deadline)
 
 
-def _check_departure(report: Report, departure: _Departure) -> None:
+async def _where_departure_stuck(client: Client, departure: _Departure) -> str:
+    """A lost departure's train and what it and its schedule say, when they still answer."""
+    where = f"departure of train {departure.train}: not ended"
+    try:
+        state = await asyncio.wait_for(train_client.manifest(client, departure.train), 10)
+        records = [
+            f"{d.id} {d.outcome} [{', '.join(f'{c.car} {c.phase}' for c in d.cars)}]"
+            for d in state.departures
+        ]
+        where += f"; the train knows {records or 'no departure'}"
+        described = await asyncio.wait_for(
+            client.get_schedule_handle(train_client.schedule_id(departure.train)).describe(), 10
+        )
+        actions = [a.action.workflow_id for a in described.info.recent_actions]
+        running = [a.workflow_id for a in described.info.running_actions]
+        where += f"; its schedule took actions {actions}, running {running}"
+    except Exception as exc:  # whatever keeps it from answering is the finding
+        where += f"; no answer ({type(exc).__name__}: {exc})"
+    return where
+
+
+def _check_departure(report: Report, departure: _Departure, stuck: str = "") -> None:
     """What the departure recorded of its cars matches how their rollouts ended."""
     if departure.record is None:
-        report.lost.append(f"departure of train {departure.train}: not ended")
+        report.lost.append(stuck or f"departure of train {departure.train}: not ended")
         return
     for record in departure.record.cars:
         planned = departure.cars[record.car]
@@ -431,7 +452,8 @@ async def run(
         await chaos
         report.lost = [await _where_stuck(p) for p, _ in planned if p.result is None]
         for train in trains:
-            _check_departure(report, train)
+            stuck = await _where_departure_stuck(client, train) if train.record is None else ""
+            _check_departure(report, train, stuck)
         everything = [p for p, _ in planned] + [c for t in trains for c in t.cars.values() if c.handle]
         _check_router(report, everything, actuator.store.puts())
         for train in trains:

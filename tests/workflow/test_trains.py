@@ -327,3 +327,51 @@ async def test_a_departure_is_announced_when_it_leaves_and_when_it_ends(
         assert messages[-1].startswith("succeeded: all 1 cars succeeded")
     finally:
         receiver.server.shutdown()
+
+
+async def test_a_claim_sent_again_gets_the_same_cars_and_no_other_way_claims_twice(
+    client: Client, actuator: ActuatorServer, cleanup: list[str]
+) -> None:
+    """A departure's claim takes its cars off the train; when the worker running it is killed
+    after the train applied it, the retry must get those cars back, not an empty manifest."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.testing import ActivityEnvironment
+
+    from shiprail.activities.trains import claim_cars
+    from shiprail.workflows.inputs import ClaimRequest
+    from shiprail.workflows.train import TrainWorkflow, train_workflow_id
+
+    name = unique("twice")
+    cleanup.append(name)
+    # A cadence that will not come round during the test: the claims here are the only ones.
+    await train_client.create_train(client, train_of(name, schedule={"cron": ["0 0 1 1 *"]}), "tester")
+    plan = car_plan(actuator, unique("car"), [unique("svc")])
+    await train_client.board(client, name, plan, [], "tester")
+    request = ClaimRequest(
+        train=name, departure_id=f"{name}-departure", scheduled=datetime(2031, 1, 1, tzinfo=UTC)
+    )
+    environment = ActivityEnvironment(client)
+    first = await environment.run(claim_cars, request)
+    again = await environment.run(claim_cars, request)
+    assert [c.car for c in first.cars] == [c.car for c in again.cars] == [plan.metadata.name]
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await client.get_workflow_handle(train_workflow_id(name)).execute_update(TrainWorkflow.claim, request)
+    assert "already claimed its cars" in str(refused.value.cause)
+
+
+async def test_a_departure_that_cannot_claim_its_cars_ends_failed_and_says_why(client: Client) -> None:
+    from shiprail.client import TASK_QUEUE
+    from shiprail.workflows.departure import DepartureWorkflow
+    from shiprail.workflows.inputs import DepartureInput
+
+    name = unique("gone")
+    record = await client.execute_workflow(
+        DepartureWorkflow.run,
+        DepartureInput(train=name),
+        id=f"train-{name}-departure",
+        task_queue=TASK_QUEUE,
+        result_type=DepartureRecord,
+        execution_timeout=timedelta(seconds=30),
+    )
+    assert record.outcome == "failed"
+    assert record.reason == f"could not claim its cars: train {name} is not running (deleted?)"
