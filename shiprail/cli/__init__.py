@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import NoReturn
@@ -26,7 +27,11 @@ app = typer.Typer(
 app.add_typer(plan_cmd.app, name="plan")
 
 
+@functools.cache
 def _register_commands() -> None:
+    """Once per process: `run` is also called many times in one process (tests, embedding
+    callers), and each registration adds the sub-commands again, so that every later call
+    built a larger command tree."""
     # Imported here so `shiprail plan check` stays fast and works without Temporal.
     from shiprail.cli import codec, demo, gates, keys, rollout, stack, train, windows
 
