@@ -51,7 +51,9 @@ from shiprail.gates.base import (
 from shiprail.gates.intervals import learned_noise as learn_intervals
 from shiprail.gates.intervals import weigh_intervals
 from shiprail.gates.sequential import Key, Reading, mixture, running_p, weigh
+from shiprail.gates.sequential import learned_noise as learn_pairs
 from shiprail.gates.stats import hodges_lehmann, interpolate_survival, mann_whitney_greater, spent_alpha
+from shiprail.gates.two_sample import learned_noise as learn_shares
 from shiprail.gates.two_sample import weigh_shares
 from shiprail.plan.models import CompareGate
 from shiprail.plan.templates import render, substitute
@@ -121,21 +123,32 @@ def judge(
     return _judge_samples(gate, name, ctx, results, memory)
 
 
+# The histogram's tests, by the key of their memory, each with what reads what it learned
+# of the noise (`learned_noise` in its module).
+_CARRIERS = {"intervals": learn_intervals, "shares": learn_shares, "slow": learn_pairs}
+
+
 def learned_noise(gate: CompareGate, memory: dict[str, Any]) -> dict[str, Any]:
-    """What this step's gate learned of the service's noise, for its next step: the
-    histogram's per-interval test's (`intervals.learned_noise`). Plain numbers, no labels
-    or values of a query."""
-    if gate.histogram is None:
+    """What this step's gate learned of the service's noise, for its next step: each count
+    test's pairs (`sequential.learned_noise`, `two_sample.learned_noise`) and the histogram's
+    per-interval residuals (`intervals.learned_noise`). Plain numbers by key or bucket bound,
+    no labels or values of a query. A `query` gate learns nothing."""
+    if gate.histogram is not None:
+        learned = {key: learn(memory.get(key) or {}) for key, learn in _CARRIERS.items()}
+    elif gate.total is not None:
+        learned = {"counts": learn_pairs(memory)}
+    else:
         return {}
-    learned = learn_intervals(memory.get("intervals") or {})
-    return {"intervals": learned} if learned else {}
+    return {key: x for key, x in learned.items() if x}
 
 
 def starting_memory(gate: CompareGate, learned: dict[str, Any]) -> dict[str, Any]:
     """A step's first memory, holding what the step before learned (`learned_noise`)."""
-    if gate.histogram is None or not learned.get("intervals"):
-        return {}
-    return {"intervals": {"carried": learned["intervals"]}}
+    if gate.histogram is not None:
+        return {key: {"carried": learned[key]} for key in _CARRIERS if learned.get(key)}
+    if gate.total is not None and learned.get("counts"):
+        return {"carried": learned["counts"]}
+    return {}
 
 
 def _planned_looks(gate: CompareGate, ctx: GateContext) -> int:

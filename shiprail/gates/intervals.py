@@ -43,6 +43,8 @@ must reach. The pods are the same from one step of a rollout to the next, and on
 traffic split changes, whose binomial part the weights already separate. So a step's
 residual and wobble (`learned_noise`) are handed to the next step of the same service,
 which counts them as one more block before every origin, put back in its own units.
+That assumes the pods wobble about as much in the next step as in the last (measured:
+within the promise when they wobble half as much again; bench/README.md).
 """
 
 from __future__ import annotations

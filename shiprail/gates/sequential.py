@@ -29,13 +29,26 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shiprail.gates.stats import Pair, PairSums, add_pair, dispersion_table, log_e_values, observe_interval
+from shiprail.gates.stats import (
+    Pair,
+    PairSums,
+    add_pair,
+    dispersion_table,
+    learned_pairs,
+    log_e_values,
+    observe_interval,
+)
 
 # How sure the dispersion bound is not to read a key's noise too low. Since pairs that agree
 # by chance no longer pull the bound to φ = 1 (`stats.dispersion`), a miss is a modest
 # underestimate, not a collapse, and 0.90 is as safe as 0.95 was on the busiest good cells.
 DISPERSION_ASSURANCE = 0.90
 START_WEIGHT = 0.5
+# A step starts knowing at most this many pairs of the steps before it (`learned_noise`):
+# 30 degrees of freedom (a pair's χ² has about ⅔ of one), as much as the histogram's
+# per-interval test carries (`intervals.CARRIED_FREEDOM`), so a step whose pods wobble more
+# than the last one's soon reads its own.
+CARRIED_PAIRS = 45.0
 # A regression is usually caught within a few dozen looks of its start; the restarts made
 # near it are the ones that see it undiluted, so none of the recent ones is thinned away.
 YOUNG_RESTARTS = 16
@@ -127,9 +140,13 @@ def weigh(
         last = [[0.0] * width, [0.0] * len(reading.baseline)]
     step_c, step_b = _minus(reading.canary, last[0]), _minus(reading.baseline, last[1])
     states: dict[str, Any] = memory.setdefault("dispersion", {})
+    carried: dict[str, list[float]] = memory.get("carried") or {}
     added: dict[str, Pair] = {}
     for name, key in reading.keys.items():
-        pair = observe_interval(states.setdefault(name, {}), *key.counts(step_c, step_b))
+        if name not in states:
+            # A key starts from the pairs the steps before it saw, if any.
+            states[name] = {"carried": carried[name]} if name in carried else {}
+        pair = observe_interval(states[name], *key.counts(step_c, step_b))
         if pair is not None:
             added[name] = pair
     memory["last"] = [list(reading.canary), list(reading.baseline)]
@@ -183,6 +200,22 @@ def weigh(
         marks.append([look, list(reading.canary), list(reading.baseline)])
     memory["marks"] = [m for m in marks if kept(int(m[0]), look)]
     return Weighing(tests, strongest, phis)
+
+
+def learned_noise(memory: dict[str, Any]) -> dict[str, list[float]]:
+    """What a step's pairs say of the noise, for the next step of the same service: by key,
+    [Σχ², what they identify of the wobble free of the traffic split, pairs]
+    (`stats.learned_pairs`), with what the step itself was carried in, worth at most
+    `CARRIED_PAIRS` pairs."""
+    states: dict[str, Any] = memory.get("dispersion") or {}
+    carried: dict[str, list[float]] = memory.get("carried") or {}
+    learned: dict[str, list[float]] = {}
+    for name in states.keys() | carried.keys():
+        state = states.get(name) or {}
+        pairs = learned_pairs(state, state.get("carried", carried.get(name)), CARRIED_PAIRS)
+        if pairs is not None:
+            learned[name] = pairs
+    return learned
 
 
 def _fold_inside(marks: list[list[Any]], added: dict[str, Pair], look: int) -> None:

@@ -275,14 +275,52 @@ def dispersion_table(
         ceilings.append(float(squares / total))
         # What pods plausibly do, at the share seen so far.
         plausible.append([min(1.0, 2 * MAX_LOG_WOBBLE * p * (1 - p))])
-        every = state.get("chi1") or [0.0, 0.0, 0]
-        sums.append([every if row is None else row for row in entries])
+        every = _identifying(state.get("chi1"))
+        carried = state.get("carried")
+        if carried is not None:
+            # Pairs of the steps before, put back at this step's share (`learned_pairs`).
+            every = [every[0] + carried[0], every[1] + carried[1] / (p * (1 - p)), every[2] + carried[2]]
+        sums.append([every if row is None else _identifying(row) for row in entries])
     if cols:
         table = np.array(sums, dtype=float).reshape(len(cols), rows, 3)
-        observed, weight, m = table[..., 0], table[..., 1], table[..., 2]
-        rho = np.minimum(excess_bound(observed, 2 * weight - m, m, np.array(plausible), assurance), 1.0)
+        observed, identified, m = table[..., 0], table[..., 1], table[..., 2]
+        rho = np.minimum(excess_bound(observed, identified, m, np.array(plausible), assurance), 1.0)
         phi[:, cols] = (1.0 + rho * (np.array(ceilings)[:, None] - 1.0)).T
     return phi
+
+
+def _identifying(sums: PairSums | None) -> list[float]:
+    """Pair sums as [Σχ², what they identify of ρ, pairs]: E[Σχ²] = m + ρ·(2·Σweight − m)."""
+    chi, weight, count = sums if sums else (0.0, 0.0, 0)
+    return [chi, 2 * weight - count, count]
+
+
+def learned_pairs(state: dict[str, Any], carried: list[float] | None, most: float) -> list[float] | None:
+    """A key's pairs for the next step of the same service, free of its share: ρ is
+    p(1 − p)·τ², τ² the wobble of the log ratio of the arms' rates, the same at any split
+    of traffic, so what they identify is carried times p(1 − p) and the next step divides by
+    its own (`dispersion_table`). Those the step was carried in are added, and the whole is
+    worth at most `most` pairs. None if there is nothing to carry."""
+    now = [0.0, 0.0, 0.0]
+    total = state.get("sk", 0.0)
+    if total > 0 and state.get("chi1"):
+        p = min(max(state.get("sc", 0.0) / total, 0.5 / total), 1 - 0.5 / total)
+        now = _identifying(state["chi1"])
+        now[1] *= p * (1 - p)
+    return carry_pairs(now, carried, most)
+
+
+def carry_pairs(now: list[float], carried: list[float] | None, most: float) -> list[float] | None:
+    """A step's [Σχ², identification free of the split, pairs] and those it was carried in,
+    together, scaled down to at most `most` pairs at the same mean χ² and identification a
+    pair. None if they identify nothing."""
+    chi, identified, count = now
+    if carried is not None:
+        chi, identified, count = chi + carried[0], identified + carried[1], count + carried[2]
+    if count <= 0 or identified <= 0:
+        return None
+    scale = min(1.0, most / count)
+    return [float(f"{x * scale:.10g}") for x in (chi, identified, count)]
 
 
 def excess_bound(observed: Any, identified: Any, m: Any, plausible: Any, assurance: float) -> Any:

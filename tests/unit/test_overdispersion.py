@@ -58,14 +58,16 @@ def error_looks(
     cv: float = 0.5,
     factor: float = 1.0,
     start: int = 0,
+    share: float = 0.1,
 ) -> list[dict[str, QueryResult]]:
-    """Cumulative counts at each look; the canary's rate is `factor`× from look `start` on."""
+    """Cumulative counts at each look, the canary serving `share` of the requests; its rate
+    is `factor`× from look `start` on."""
     per_interval = rpm * INTERVAL / 60
     totals = np.zeros(2)
     bad = np.zeros(2)
     out = []
     for look in range(1, LOOKS + 1):
-        requests = rng.poisson([0.1 * per_interval, 0.9 * per_interval])
+        requests = rng.poisson([share * per_interval, (1 - share) * per_interval])
         rates = rate * _wobble(rng, cv, 2) * np.array([factor if look > start else 1.0, 1.0])
         bad += rng.binomial(requests, np.clip(rates, 0, 1))
         totals += requests
@@ -89,9 +91,11 @@ def latency_looks(
     start: int = 0,
     sigma: float = 0.5,
     shocks: float = 0.0,
+    share: float = 0.1,
 ) -> list[dict[str, QueryResult]]:
-    """Cumulative histograms at each look around a 60 ms lognormal median (shape `sigma`);
-    with probability `shocks` a look starts three in which both arms are twice as slow."""
+    """Cumulative histograms at each look around a 60 ms lognormal median (shape `sigma`),
+    the canary serving `share` of the requests; with probability `shocks` a look starts
+    three in which both arms are twice as slow."""
     from scipy.special import ndtr
 
     per_interval = rpm * INTERVAL / 60
@@ -101,7 +105,7 @@ def latency_looks(
     shocked = 0
     for look in range(1, LOOKS + 1):
         shocked = 3 if rng.random() < shocks else max(shocked - 1, 0)
-        requests = rng.poisson([0.1 * per_interval, 0.9 * per_interval])
+        requests = rng.poisson([share * per_interval, (1 - share) * per_interval])
         medians = 60 * _wobble(rng, cv, 2) * np.array([factor if look > start else 1.0, 1.0])
         medians *= 2.0 if shocked else 1.0
         for arm in range(2):
