@@ -55,7 +55,7 @@ bench: venv system
 	$(BIN)/python -m bench.oracle_power --seed 2029
 	$(BIN)/python -m bench.oracle_buckets bench/results/gates-random-2031.json
 	$(BIN)/python -m bench.orchestrator
-	SHIPRAIL_FULL_PROMISE=1 $(BIN)/pytest -q -m long tests/unit/test_overdispersion.py
+	SHIPRAIL_FULL_PROMISE=1 $(BIN)/pytest -q -m long tests/unit/test_overdispersion.py tests/unit/test_learned_noise.py
 
 # Many rollouts while workers are SIGKILLed and the dev server restarts (a small run is in `make test`).
 chaos: venv system

@@ -196,7 +196,7 @@ def test_a_step_that_carries_its_noise_keeps_the_promise() -> None:
     """What is carried assumes the same pods: good bakes of a busy, wobbly service whose
     canary's share grows fourfold from one step to the next, every test carrying. A
     rollback in either step counts. (Pods that wobble half as much again in the second step
-    rolled back 4 of 600; twice as much, 3 of 200, over the promise: bench/README.md.)"""
+    rolled back 5 of 2,000; twice as much, 3 of 200, over the promise: bench/README.md.)"""
     rng = np.random.default_rng(15)
     failed = 0
     for _ in range(TWO_STEP_RUNS):
