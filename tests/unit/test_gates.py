@@ -418,7 +418,7 @@ class TestCompareHistogram:
         cdf = [NormalDist().cdf(math.log(float(le) / 0.06) / 0.5) for le in bounds]
         cells = np.diff([0.0, *cdf, 1.0])
         rng = np.random.default_rng(3)
-        runs, failed = 200, 0
+        runs, failed = 100, 0
         for _ in range(runs):
             memory: dict[str, Any] = {}
             requests = np.zeros((2, len(cells)))

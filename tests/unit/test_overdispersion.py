@@ -41,6 +41,22 @@ def wilson_upper(failures: int, n: int, z: float = 1.96) -> float:
     return centre + z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
 
 
+# Every promise is proven over 2,000 good bakes a cell in `make bench` (SHIPRAIL_FULL_PROMISE):
+# the upper 95 % bound of the rate at most 2 %. `make test` spot-checks the first 200 of
+# the same bakes, held to the promise's own 1 % (fails from 3 rolled back): a gate that
+# trusts Poisson fails busy cells by the dozen (`test_a_test_that_trusts_poisson_…`), and
+# at 2,000 the cells took most of the suite's 15 minutes.
+RUNS = 2000
+SPOT_RUNS = RUNS if os.environ.get("SHIPRAIL_FULL_PROMISE") else 200
+
+
+def assert_within_promise(failed: int, runs: int, what: str = "good bakes") -> None:
+    if runs >= RUNS:
+        assert wilson_upper(failed, runs) <= 0.02, f"{failed} of {runs} {what} rolled back"
+    else:
+        assert failed <= runs // 100, f"{failed} of {runs} {what} rolled back"
+
+
 def _ctx(look: int) -> GateContext:
     return gate_context(INTERVAL * look, bake=INTERVAL * LOOKS, interval=INTERVAL, service="svc", start=START)
 
@@ -139,31 +155,22 @@ def false_rollbacks(gate: Gate, streams: Any, runs: int) -> tuple[int, int]:
     return failed, runs
 
 
-# Every cell is held to the promise's bound over its first 400 good bakes in `make test`,
-# which fails from 3 rolled back (0.75 %), and over all 2,000 in `make bench`: at 2,000 the
-# six took most of the suite's 15 minutes.
-RUNS = 2000
-SPOT_RUNS = RUNS if os.environ.get("SHIPRAIL_FULL_PROMISE") else 400
-
-
 @pytest.mark.long
 @pytest.mark.parametrize("rpm", [20, 100_000])
 def test_error_counts_keep_the_promise_on_over_dispersed_good_streams(rpm: float) -> None:
     rng = np.random.default_rng(rpm)
     streams = (error_looks(rng, rpm) for _ in iter(int, 1))
-    failed, runs = false_rollbacks(ERRORS, streams, SPOT_RUNS)
-    assert wilson_upper(failed, runs) <= 0.02, f"{failed} of {runs} good bakes rolled back"
+    assert_within_promise(*false_rollbacks(ERRORS, streams, SPOT_RUNS))
 
 
 # 2,000 req/min: about 33 canary requests an interval, where the per-interval test begins
 # to take intervals and a share's probit is least like a normal.
 @pytest.mark.long
-@pytest.mark.parametrize(("rpm", "runs"), [(20, SPOT_RUNS), (2_000, SPOT_RUNS), (100_000, SPOT_RUNS)])
-def test_the_histogram_keeps_the_promise_on_over_dispersed_good_streams(rpm: float, runs: int) -> None:
+@pytest.mark.parametrize("rpm", [20, 2_000, 100_000])
+def test_the_histogram_keeps_the_promise_on_over_dispersed_good_streams(rpm: float) -> None:
     rng = np.random.default_rng(rpm + 1)
     streams = (latency_looks(rng, rpm) for _ in iter(int, 1))
-    failed, runs = false_rollbacks(LATENCY, streams, runs)
-    assert wilson_upper(failed, runs) <= 0.02, f"{failed} of {runs} good bakes rolled back"
+    assert_within_promise(*false_rollbacks(LATENCY, streams, SPOT_RUNS))
 
 
 @pytest.mark.long
@@ -174,8 +181,7 @@ def test_the_histogram_keeps_the_promise_on_a_narrow_busy_service_with_shocks() 
     (Pods' wobble in units of share rather than of log odds: 95 of 300 rolled back.)"""
     rng = np.random.default_rng(5)
     streams = (latency_looks(rng, 50_000, cv=0.15, sigma=0.2, shocks=0.05) for _ in iter(int, 1))
-    failed, runs = false_rollbacks(LATENCY, streams, SPOT_RUNS)
-    assert wilson_upper(failed, runs) <= 0.02, f"{failed} of {runs} good bakes rolled back"
+    assert_within_promise(*false_rollbacks(LATENCY, streams, SPOT_RUNS))
 
 
 def test_a_test_that_trusts_poisson_fails_busy_good_streams() -> None:
