@@ -15,18 +15,23 @@ from pydantic import TypeAdapter
 
 from bench.streams import BUCKETS_MS, TICK, Scenario, Stream
 from shiprail.gates import (
+    WARM_UP,
     GateContext,
     GateTracker,
+    GateVerdict,
     QueryResult,
+    after_warm_up,
+    first_memory,
     gate_queries,
     judge,
     learned_noise,
-    starting_memory,
+    warm_up_gate,
 )
 from shiprail.gates.stats import hodges_lehmann
 from shiprail.plan.models import Gate
 
 _MINUTE = int(60 / TICK)
+_START = datetime(2026, 1, 1, tzinfo=UTC)  # a bake's step start: the streams have no clock
 
 
 class Strategy(Protocol):
@@ -253,17 +258,18 @@ class Shiprail:
     def run(self, s: Scenario, st: Stream, learned: dict[str, dict[str, Any]] | None = None) -> int | None:
         """The tick the gates roll back at, if any; `learned` is what they learned of the
         noise in a step before (`learn`), as the bake activity hands it on."""
-        memories = {name: starting_memory(g, (learned or {}).get(name)) for name, g in self.gates.items()}
+        memories = {name: first_memory(g, (learned or {}).get(name)) for name, g in self.gates.items()}
         return self._bake(s, st, memories)
 
     def learn(self, s: Scenario, st: Stream) -> tuple[int | None, dict[str, dict[str, Any]]]:
         """A step of its own: the tick it rolled back at, if any, and what the gates learned."""
-        memories: dict[str, dict[str, Any]] = {name: {} for name in self.gates}
+        memories = {name: first_memory(g, None) for name, g in self.gates.items()}
         tick = self._bake(s, st, memories)
-        return tick, {name: learned_noise(g, memories[name]) for name, g in self.gates.items()}
+        return tick, {
+            name: learned_noise(g, after_warm_up(g, memories[name])) for name, g in self.gates.items()
+        }
 
     def _bake(self, s: Scenario, st: Stream, memories: dict[str, dict[str, Any]]) -> int | None:
-        start = datetime(2026, 1, 1, tzinfo=UTC)
         trackers = {name: GateTracker(name=name) for name in self.gates}
         every = {name: max(1, int(g.interval.total_seconds() / TICK)) for name, g in self.gates.items()}
         first = {
@@ -271,24 +277,37 @@ class Shiprail:
         }
         for k in range(1, s.ticks + 1):
             for name, gate in self.gates.items():
+                if WARM_UP in memories[name]:
+                    # The looks inside the warm-up, up to its end, as the bake activity's
+                    # `look`: they learn the noise and judge nothing.
+                    warm = warm_up_gate(gate)
+                    if k < first[name] - every[name] + 1:
+                        if warm is not None and k % every[name] == 0:
+                            self._judge(name, warm, s, st, k, memories[name][WARM_UP])
+                        continue
+                    memories[name] = after_warm_up(gate, memories[name])
                 if k < first[name] or (k - first[name]) % every[name]:
                     continue
-                ctx = GateContext(
-                    service="svc",
-                    version="canary",
-                    stable_version="stable",
-                    weight=s.canary_share * 100,
-                    step_start=start,
-                    now=start + timedelta(seconds=k * TICK),
-                    bake=timedelta(seconds=s.duration),
-                    interval=gate.interval,
-                )
-                results = self._results(gate, list(gate_queries(gate, ctx)), st, k)
-                verdict = judge(name, gate, ctx, results, memories[name])
-                trackers[name].record(verdict, gate)
+                trackers[name].record(self._judge(name, gate, s, st, k, memories[name]), gate)
                 if trackers[name].failed:
                     return k
         return None
+
+    def _judge(
+        self, name: str, gate: Gate, s: Scenario, st: Stream, k: int, memory: dict[str, Any]
+    ) -> GateVerdict:
+        ctx = GateContext(
+            service="svc",
+            version="canary",
+            stable_version="stable",
+            weight=s.canary_share * 100,
+            step_start=_START,
+            now=_START + timedelta(seconds=k * TICK),
+            bake=timedelta(seconds=s.duration),
+            interval=gate.interval,
+        )
+        results = self._results(gate, list(gate_queries(gate, ctx)), st, k)
+        return judge(name, gate, ctx, results, memory)
 
 
 STRATEGIES: list[Strategy] = [FlaggerStyle(), ArgoStyle(), KayentaStyle(), BurnRateStyle(), Shiprail()]

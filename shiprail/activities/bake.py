@@ -26,13 +26,16 @@ from shiprail.gates import (
     GateTracker,
     PrometheusSource,
     StepOutcome,
-    evaluate,
-    gate_interval,
+    after_warm_up,
+    first_memory,
     learned_noise,
-    starting_memory,
+    look,
+    next_look,
     step_outcome,
+    warm_up_gate,
 )
 from shiprail.gates.base import GateVerdict, no_data
+from shiprail.plan.models import Gate
 
 _TICK = 1.0  # seconds between heartbeats; cancellation is noticed this fast
 
@@ -52,11 +55,19 @@ def _restore(request: BakeRequest) -> _BakeState:
         return _BakeState.model_validate(details[0])
     return _BakeState(
         trackers={
-            name: GateTracker(name=name, memory=starting_memory(gate, request.learned.get(name)))
+            name: GateTracker(name=name, memory=first_memory(gate, request.learned.get(name)))
             for name, gate in request.gates.items()
         },
-        next_due={name: request.step_start + gate.initial_delay for name, gate in request.gates.items()},
+        next_due={name: _first_look(gate, request) for name, gate in request.gates.items()},
     )
+
+
+def _first_look(gate: Gate, request: BakeRequest) -> datetime:
+    """A gate that learns from the warm-up looks from its first interval, any other from
+    the end of its `initial_delay`."""
+    if warm_up_gate(gate) is None:
+        return request.step_start + gate.initial_delay
+    return request.step_start + min(gate.interval or request.interval, gate.initial_delay)
 
 
 def _result(state: _BakeState, outcome: StepOutcome, request: BakeRequest) -> BakeResult:
@@ -69,7 +80,10 @@ def _result(state: _BakeState, outcome: StepOutcome, request: BakeRequest) -> Ba
         reason = "; ".join(f"{s.verdict.gate}: {s.verdict.reason}" for s in summaries) or "no gates"
     else:
         reason = "; ".join(f"{t.name}: {t.failure_reason}" for t in state.trackers.values() if t.failed)
-    learned = {name: learned_noise(request.gates[name], t.memory) for name, t in state.trackers.items()}
+    learned = {
+        name: learned_noise(request.gates[name], after_warm_up(request.gates[name], t.memory))
+        for name, t in state.trackers.items()
+    }
     return BakeResult(
         passed=outcome is StepOutcome.PASS,
         reason=reason,
@@ -117,8 +131,9 @@ async def _evaluate_until_decided(request: BakeRequest, state: _BakeState) -> Ba
         judged = await asyncio.gather(*(_judge(name, request, ctx, source, state) for name in due))
         for name, (verdict, memory) in zip(due, judged, strict=True):
             state.trackers[name].memory = memory
-            state.trackers[name].record(verdict, request.gates[name])
-            state.next_due[name] = now + gate_interval(request.gates[name], request.interval)
+            if verdict is not None:  # None: a look that only learned from the warm-up
+                state.trackers[name].record(verdict, request.gates[name])
+            state.next_due[name] = next_look(request.gates[name], ctx, request.interval, memory)
         outcome = step_outcome(list(state.trackers.values()), bake_over=end is not None and now >= end)
         if outcome is StepOutcome.PASS and request.actuator is not None:
             return _result(state, outcome, request).model_copy(update={"drift": await _drift(request)})
@@ -141,12 +156,12 @@ async def _drift(request: BakeRequest) -> Drift | None:
 
 async def _judge(
     name: str, request: BakeRequest, ctx: GateContext, source: PrometheusSource | None, state: _BakeState
-) -> tuple[GateVerdict, dict[str, Any]]:
+) -> tuple[GateVerdict | None, dict[str, Any]]:
     # The gate works on a copy of its memory: the heartbeat task serialises the original
     # while the query runs in a thread.
     memory = copy.deepcopy(state.trackers[name].memory)
     if source is None:
         reason = "query failed: no Prometheus configured (spec.prometheus.url or SHIPRAIL_PROMETHEUS_URL on the worker)"
         return no_data(name, reason), memory
-    verdict = await asyncio.to_thread(evaluate, name, request.gates[name], ctx, source, memory)
+    verdict = await asyncio.to_thread(look, name, request.gates[name], ctx, source, memory)
     return verdict, memory

@@ -151,6 +151,18 @@ def starting_memory(gate: CompareGate, learned: dict[str, Any]) -> dict[str, Any
     return {}
 
 
+def warm_up_gate(gate: CompareGate) -> CompareGate | None:
+    """The gate a look inside `initial_delay` is taken with, if it learns from one: the same
+    test over the window from the step's start, whose verdict is never used. The warm-up is
+    skipped because its level may not be the release's, but pods that wobble in it wobble
+    after it: the noise its intervals show joins what the step was carried in, so a first
+    step does not start knowing nothing. A warm-up whose canary drifts shows more noise
+    than there is, which only asks for more evidence. A `query` gate learns nothing."""
+    if gate.query is not None or gate.initial_delay <= timedelta(0):
+        return None
+    return gate.model_copy(update={"initial_delay": timedelta(0)})
+
+
 def _planned_looks(gate: CompareGate, ctx: GateContext) -> int:
     """How many looks the bake will take: the restarts' weights are spread over them."""
     every = (gate.interval or ctx.interval).total_seconds()

@@ -3,8 +3,8 @@
 The same `queries` and `judge` the bake activity calls, with a fresh memory: what a step
 that began `since` ago would see now. A sequential `compare` gate learns its noise from the
 intervals between its looks, so it is replayed look by look at its interval (at most
-`MAX_LOOKS`, spread evenly when the window holds more), as the bake would have seen it; one
-look at the whole window could never reject. Query errors stay visible per gate, so a typo
+`MAX_LOOKS`, spread evenly when the window holds more), as the bake would have seen it, its
+warm-up's looks included; one look at the whole window could never reject. Query errors stay visible per gate, so a typo
 in PromQL is reported with Prometheus's own message before any rollout depends on it.
 """
 
@@ -12,9 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from shiprail.gates import GateContext, GateVerdict, PrometheusSource, QueryResult, gate_queries, judge
+from shiprail.gates import (
+    WARM_UP,
+    GateContext,
+    GateVerdict,
+    PrometheusSource,
+    QueryResult,
+    after_warm_up,
+    first_memory,
+    gate_queries,
+    judge,
+    warm_up_gate,
+)
 from shiprail.gates.base import Verdict
 from shiprail.plan.models import CompareGate, Gate, RolloutPlan
 from shiprail.plan.resolve import ServiceSettings, resolve_services
@@ -100,10 +110,29 @@ def _looks(gate: Gate, ctx: GateContext) -> list[datetime]:
     return [t for t in times if t < ctx.now] + [ctx.now]
 
 
+def _warm_up_looks(gate: Gate, ctx: GateContext) -> list[datetime]:
+    """When the bake would have looked inside the warm-up, to learn its noise
+    (`compare.warm_up_gate`): every interval from the step's start to the warm-up's end, at
+    most `MAX_LOOKS`."""
+    every = getattr(gate, "interval", None) or ctx.interval
+    end = min(ctx.step_start + gate.initial_delay, ctx.now)
+    if warm_up_gate(gate) is None or every <= timedelta(0):
+        return []
+    count = max(int((end - ctx.step_start) / every), 0)
+    stride = max(1, -(-count // MAX_LOOKS))
+    return [ctx.step_start + every * i for i in range(1, count + 1, stride)]
+
+
 def _replay(
     name: str, gate: Gate, ctx: GateContext, source: PrometheusSource
 ) -> tuple[GateVerdict, dict[str, QueryResult]]:
-    memory: dict[str, Any] = {}
+    memory = first_memory(gate, None)
+    warm = warm_up_gate(gate)
+    if warm is not None:
+        for t in _warm_up_looks(gate, ctx):
+            during = replace(ctx, now=t)
+            judge(name, warm, during, source.fetch(gate_queries(warm, during), t), memory[WARM_UP])
+    memory = after_warm_up(gate, memory)
     times = _looks(gate, ctx)
     spacing = (times[1] - times[0]) if len(times) > 1 else ctx.interval
     verdict, results = GateVerdict(gate=name, status=Verdict.INCONCLUSIVE), {}

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
-from shiprail.gates import Verdict, judge, learned_noise, starting_memory
+from shiprail.gates import (
+    WARM_UP,
+    Verdict,
+    after_warm_up,
+    first_memory,
+    judge,
+    learned_noise,
+    starting_memory,
+    warm_up_gate,
+)
 from shiprail.gates.intervals import CARRIED_FREEDOM
 from shiprail.gates.two_sample import CARRIED_PAIRS, _every_pair
+from shiprail.plan.models import Gate
 from tests.unit.test_overdispersion import (
     ERRORS,
+    INTERVAL,
     LATENCY,
     RUNS,
     _ctx,
@@ -208,3 +221,74 @@ def test_a_step_that_carries_its_noise_keeps_the_promise() -> None:
         following = starting_memory(LATENCY, learned_noise(LATENCY, memory))
         failed += _bake(latency_looks(rng, 20_000, cv=0.15, share=0.2), following) is not None
     assert_within_promise(failed, TWO_STEP_RUNS, "good two-step bakes")
+
+
+# A first step's warm-up: six looks, a minute at ten seconds.
+WARM_LOOKS = 6
+DELAYED = LATENCY.model_copy(update={"initial_delay": timedelta(seconds=WARM_LOOKS * INTERVAL)})
+
+
+def _warmed(warm_up: list[Any]) -> dict[str, Any]:
+    """The memory a first step's gate starts judging with, after its warm-up's looks."""
+    memory = first_memory(DELAYED, None)
+    warm = warm_up_gate(DELAYED)
+    assert warm is not None and warm.initial_delay == timedelta(0) and WARM_UP in memory
+    for look, results in enumerate(warm_up, start=1):
+        judge("g", warm, _ctx(look), results, memory[WARM_UP])
+    return after_warm_up(DELAYED, memory)
+
+
+def test_a_first_step_learns_its_noise_from_its_warm_up() -> None:
+    """The looks inside `initial_delay` judge nothing: what their intervals show of the
+    noise is all the first judged look starts with, as if a step before had carried it.
+    A gate without a warm-up, or a `query` gate, takes no such looks."""
+    rng = np.random.default_rng(17)
+    warm_up = latency_looks(rng, 20_000)[:WARM_LOOKS]
+    memory = first_memory(DELAYED, None)
+    for look, results in enumerate(warm_up, start=1):
+        judge(
+            "g",
+            DELAYED.model_copy(update={"initial_delay": timedelta(0)}),
+            _ctx(look),
+            results,
+            memory[WARM_UP],
+        )
+    learned = learned_noise(DELAYED, memory[WARM_UP])
+    assert set(learned) == {"intervals", "shares", "slow"}
+    assert all(
+        x[1] == WARM_LOOKS - 2 for x in learned["intervals"].values()
+    )  # the first interval has no length
+    settled = _warmed(warm_up)
+    assert settled == starting_memory(DELAYED, learned) and WARM_UP not in settled
+    assert first_memory(LATENCY, None) == {} and warm_up_gate(LATENCY) is None
+    samples = TypeAdapter(Gate).validate_python({"type": "compare", "query": "q", "initial_delay": "1m"})
+    assert warm_up_gate(samples) is None and first_memory(samples, None) == {}
+
+
+def test_a_first_step_that_learned_its_warm_up_catches_a_slowdown_sooner() -> None:
+    """A regression from the first judged look leaves the gate no interval before it to
+    read the noise from; a minute of warm-up gives it five."""
+    rng = np.random.default_rng(18)
+    informed, alone = [], []
+    for _ in range(30):
+        warm_up = latency_looks(rng, 5_000, cv=0.05)[:WARM_LOOKS]
+        step = latency_looks(rng, 5_000, cv=0.05, factor=1.5)
+        informed.append(_bake(step, _warmed(warm_up)) or 99)
+        alone.append(_bake(step, {}) or 99)
+    sooner = sum(a < b for a, b in zip(informed, alone, strict=True))
+    later = sum(a > b for a, b in zip(informed, alone, strict=True))
+    assert sum(informed) < sum(alone) and sooner >= 3 * max(later, 1)
+
+
+WARM_RUNS = RUNS if os.environ.get("SHIPRAIL_FULL_PROMISE") else 100
+
+
+@pytest.mark.long
+def test_a_first_step_that_learned_its_warm_up_keeps_the_promise() -> None:
+    """Good first steps of a busy, wobbly service, each judged from what its warm-up showed."""
+    rng = np.random.default_rng(19)
+    failed = 0
+    for _ in range(WARM_RUNS):
+        warm_up = latency_looks(rng, 20_000, cv=0.15)[:WARM_LOOKS]
+        failed += _bake(latency_looks(rng, 20_000, cv=0.15), _warmed(warm_up)) is not None
+    assert_within_promise(failed, WARM_RUNS, "good first steps")
