@@ -70,6 +70,9 @@ class GateStatus(BaseModel):
     reason: str = ""
     # A sequential gate that has not rejected yet: passing, but not evidence of health.
     pending: bool = False
+    # The gate reached its failure limit and stopped the step. A gate whose last look
+    # failed below its limit shows status "fail" too, but did not decide anything.
+    failed: bool = False
     p_value: float | None = None
     requests: float | None = None
 

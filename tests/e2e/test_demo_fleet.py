@@ -28,7 +28,9 @@ BAD = [name for name, s in SCENARIOS.items() if s.expect == "rolled_back"]
 
 
 def _failed_gates(status: RolloutStatus) -> dict[str, list[str]]:
-    return {s.name: [g.name for g in s.gates if g.status == "fail"] for s in status.services if s.gates}
+    """The gates that stopped a step: on a busy host an absolute latency gate may fail one
+    look below its limit while another gate rolls the release back, and that is no catch."""
+    return {s.name: [g.name for g in s.gates if g.failed] for s in status.services if s.gates}
 
 
 async def _gate_story(handle: WorkflowHandle[Any, Any]) -> str:
@@ -70,8 +72,8 @@ async def test_bad_release_is_caught_by_its_gate_and_rolled_back(
     assert status.phase is Phase.ROLLED_BACK, await _gate_story(handle)
     failed = _failed_gates(status)
     culprits = {service for service, gates in failed.items() if gates}
-    assert culprits and culprits <= set(expected.caught_on), status.reason
-    assert all(set(failed[s]) <= set(expected.caught_by) for s in culprits), status.reason
+    assert culprits and culprits <= set(expected.caught_on), (failed, status.reason)
+    assert all(set(failed[s]) <= set(expected.caught_by) for s in culprits), (failed, status.reason)
     _assert_routers_restored(rig)
     # Nothing untouched was ever actuated.
     untouched = {s.name for s in status.services if s.state is ServiceState.UNTOUCHED}

@@ -139,7 +139,7 @@ async def test_gate_failure_restores_every_touched_service_consumers_first(
     assert {c.service for c in restores[1:]} == {"ledger", "search"}
     assert next(c for c in restores if c.service == "search").weight == 5
     gates = next(s for s in result.services if s.name == "payments").gates
-    assert gates[0].status == "fail" and gates[0].value == 50
+    assert gates[0].status == "fail" and gates[0].failed and gates[0].value == 50
 
 
 async def test_sibling_stops_when_its_change_in_flight_lands_after_a_failure(

@@ -483,6 +483,7 @@ class RolloutWorkflow(Saga, HumanControl, DriftWatch):
                 threshold=g.verdict.threshold,
                 reason=g.verdict.reason,
                 pending=g.verdict.pending and not g.failed,
+                failed=g.failed,
                 p_value=_number(g.verdict.evidence.get("p_value")),
                 requests=_requests_seen(g.verdict.evidence),
             )
