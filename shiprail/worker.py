@@ -58,8 +58,11 @@ _EXPECTED_CANCELLATION = ExpectedCancellation()
 # `cryptography` verifies signed control requests inside update validators. Its Rust core
 # may be initialised once a process; the sandbox would import it afresh and abort, so it is
 # passed through (it is deterministic: signatures verify the same on every replay).
+# `holidays` is imported on first use (`shiprail.plan.holidays`), which may be inside a
+# workflow: passed through, it is the module the process already holds, not a fresh copy
+# imported again for every workflow run. Its calendars are data, the same on every replay.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography", "holidays")
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from typing import NoReturn
@@ -27,22 +26,47 @@ app = typer.Typer(
 app.add_typer(plan_cmd.app, name="plan")
 
 
-@functools.cache
-def _register_commands() -> None:
-    """Once per process: `run` is also called many times in one process (tests, embedding
-    callers), and each registration adds the sub-commands again, so that every later call
-    built a larger command tree."""
-    # Imported here so `shiprail plan check` stays fast and works without Temporal.
-    from shiprail.cli import codec, demo, gates, keys, rollout, stack, train, windows
+# Which module adds each top-level command, in the order `--help` lists them. A command
+# imports only its own module: the Temporal client alone takes seconds to import, and a
+# script that runs `shiprail status` in a loop should not also pay for the demo fleet.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "rollout": ("start", "status", "list", "pause", "resume", "approve", "abort", "override", "audit"),
+    "stack": ("dev", "worker"),
+    "demo": ("demo",),
+    "codec": ("codec-server",),
+    "train": ("train",),
+    "windows": ("windows",),
+    "keys": ("keys",),
+    "gates": ("gates",),
+}
+_registered: set[str] = set()
 
-    app.add_typer(train.app, name="train")
-    app.add_typer(windows.app, name="windows")
-    app.add_typer(keys.app, name="keys")
-    rollout.register(app)
-    gates.register(app)
-    stack.register(app)
-    demo.register(app)
-    codec.register(app)
+
+def _modules_for(argv: list[str]) -> list[str]:
+    """The modules `argv` needs: its command's, or every one for `--help`, no command or
+    an unknown one (whose error lists them all)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "plan":
+        return []
+    needed = [module for module, commands in _MODULES.items() if command in commands]
+    return needed or list(_MODULES)
+
+
+def _register_commands(argv: list[str]) -> None:
+    """Add the commands `argv` needs, each module once per process: `run` is also called
+    many times in one process (tests, embedding callers), and adding a module's commands
+    again would build a larger command tree each time."""
+    import importlib
+
+    for name in _modules_for(argv):
+        if name in _registered:
+            continue
+        module = importlib.import_module(f"shiprail.cli.{name}")
+        if hasattr(module, "register"):
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=name)
+        _registered.add(name)
 
 
 def main() -> None:
@@ -52,7 +76,7 @@ def main() -> None:
 
 def run() -> int:
     """Run the command line; return its exit code (for callers that must not exit)."""
-    _register_commands()
+    _register_commands(sys.argv[1:])
     stop_on_sigterm()
     dump_stacks_on_sigusr1()
     try:

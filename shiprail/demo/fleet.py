@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from http.client import HTTPConnection
+from http.client import HTTPConnection, HTTPException
 
 from shiprail.demo.actuator import ActuatorServer, ExposureStore
 from shiprail.demo.scenarios import BASELINE, ENTRY, LOAD_RPS, SCENARIOS, STABLE_VERSIONS, TOPOLOGY, Scenario
@@ -43,21 +43,35 @@ class LoadGenerator:
         period = self.concurrency / self.rps
         next_at = time.monotonic() + period * index / self.concurrency
         host, _, port = self.address.rpartition(":")
-        while not self._stop.is_set():
-            if self._stop.wait(max(next_at - time.monotonic(), 0.0)):
-                return
-            next_at += period
-            ok = True
-            try:
-                connection = HTTPConnection(host, int(port), timeout=5)
-                connection.request("GET", "/")
-                ok = connection.getresponse().status < 500
-                connection.close()
-            except OSError:
+        # Kept alive, as a real client's pool would; one the service closed is reopened.
+        connection: HTTPConnection | None = None
+        try:
+            while not self._stop.is_set():
+                if self._stop.wait(max(next_at - time.monotonic(), 0.0)):
+                    return
+                next_at += period
                 ok = False
-            with self._lock:
-                self.sent += 1
-                self.failed += 0 if ok else 1
+                for _ in (1, 2):
+                    reused = connection is not None
+                    if connection is None:
+                        connection = HTTPConnection(host, int(port), timeout=5)
+                    try:
+                        connection.request("GET", "/")
+                        response = connection.getresponse()
+                        response.read()
+                        ok = response.status < 500
+                        break
+                    except (OSError, HTTPException):
+                        connection.close()
+                        connection = None
+                        if not reused:
+                            break
+                with self._lock:
+                    self.sent += 1
+                    self.failed += 0 if ok else 1
+        finally:
+            if connection is not None:
+                connection.close()
 
     def stop(self) -> None:
         self._stop.set()

@@ -26,6 +26,9 @@ from shiprail.status import Exposure
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5)
 _CORRUPT = "X-Demo-Corrupt"
+# A kept-alive connection the peer has not used for this long is closed: by then the caller
+# is gone (a stopped load generator, a consumer of an earlier fleet).
+_IDLE = 30.0
 _log = logging.getLogger(__name__)
 
 
@@ -121,6 +124,11 @@ class DemoService:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Kept alive: a new connection (and a new serving thread) for every request
+            # made the fleet's own plumbing most of the CPU a test or a demo spends.
+            protocol_version = "HTTP/1.1"
+            timeout = _IDLE
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -142,23 +150,56 @@ class DemoService:
         return Handler
 
 
+_pool = threading.local()
+# What a call that got no answer raises; a kept-alive connection the peer closed gives an
+# HTTPException (RemoteDisconnected is both) rather than a socket error.
+_NO_ANSWER = (OSError, http.client.HTTPException)
+
+
 def _call(address: str, provider: str, timeout: float = 2.0) -> bool:
     """One request to a provider; False when it failed or answered garbage.
 
     A call that never got an answer (refused, reset, timed out) is tried once more, as a
     service mesh retries a connect failure: on a loaded host such failures hit whichever
     version happened to be calling, and the scenarios' errors are answers, never these.
+    Each serving thread keeps one connection per provider alive; one the provider closed
+    while it sat idle is opened again without counting as an attempt.
     """
     for attempt in (1, 2):
-        host, _, port = address.rpartition(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        reused, connection = _connection(address, timeout)
         try:
-            connection.request("GET", f"/{provider}")
-            response = connection.getresponse()
-            response.read()
-            return response.status < 500 and response.getheader(_CORRUPT) is None
-        except OSError as failure:
+            return _get(connection, f"/{provider}")
+        except _NO_ANSWER as failure:
+            _drop(address)
+            if reused and not isinstance(failure, TimeoutError):
+                try:
+                    return _get(_connection(address, timeout)[1], f"/{provider}")
+                except _NO_ANSWER as again:
+                    _drop(address)
+                    failure = again
             _log.warning("call %d to %s at %s got no answer: %r", attempt, provider, address, failure)
-        finally:
-            connection.close()
     return False
+
+
+def _get(connection: http.client.HTTPConnection, path: str) -> bool:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    return response.status < 500 and response.getheader(_CORRUPT) is None
+
+
+def _connection(address: str, timeout: float) -> tuple[bool, http.client.HTTPConnection]:
+    """This thread's connection to `address`, and whether it was open before."""
+    connections: dict[str, http.client.HTTPConnection] = _pool.__dict__.setdefault("connections", {})
+    if address in connections:
+        return True, connections[address]
+    host, _, port = address.rpartition(":")
+    connections[address] = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    return False, connections[address]
+
+
+def _drop(address: str) -> None:
+    connections: dict[str, http.client.HTTPConnection] = _pool.__dict__.setdefault("connections", {})
+    connection = connections.pop(address, None)
+    if connection is not None:
+        connection.close()

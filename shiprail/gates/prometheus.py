@@ -12,14 +12,12 @@ import json
 import math
 import time
 from datetime import datetime, timedelta
-from typing import Any
-
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.util.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from shiprail.gates.base import QueryResult, QuerySpec
+
+if TYPE_CHECKING:
+    from prometheus_api_client.exceptions import PrometheusApiClientException
 
 _ATTEMPTS = 3
 _UNREACHABLE = "unreachable"
@@ -37,6 +35,12 @@ class PrometheusSource:
         self.url = url.rstrip("/")
         self.timeout = max(1, int(timeout.total_seconds()))
         self.settle = settle
+        # The HTTP stack is imported here, by whoever queries: the command line imports
+        # this module for every command, and `requests` alone takes a noticeable part of
+        # a second to import.
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
         # Retries are ours (`_ATTEMPTS`): the client's own urllib3 retries with backoff would
         # stretch one evaluation against a dead Prometheus to tens of seconds.
         self._client = PrometheusConnect(
@@ -63,6 +67,9 @@ class PrometheusSource:
         return results
 
     def run(self, spec: QuerySpec, at: datetime) -> QueryResult:
+        import requests
+        from prometheus_api_client.exceptions import PrometheusApiClientException
+
         error = "no attempt made"
         for attempt in range(_ATTEMPTS):
             try:
@@ -99,6 +106,8 @@ class PrometheusSource:
 
     def check_ready(self) -> str | None:
         """None when Prometheus answers, else why not."""
+        import requests
+
         try:
             response = requests.get(f"{self.url}/-/ready", timeout=self.timeout)
         except requests.RequestException as exc:

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-
-import holidays as _holidays
+from types import ModuleType
 
 _DEFAULT_LANGUAGE = "en_US"
+
+
+def _calendars() -> ModuleType:
+    """The `holidays` package, imported on first use: it takes about half a second to
+    import, which every command line call that loads a plan would pay, holidays or not.
+    The worker passes it through the workflow sandbox (`shiprail.worker`), so a workflow
+    that asks for a calendar gets the module the process already holds."""
+    import holidays
+
+    return holidays
 
 
 def check_holidays(
     country: str, subdiv: str | None, categories: tuple[str, ...], language: str | None
 ) -> None:
     """Raise ValueError with a message a person can act on when the calendar is unknown."""
-    supported = _holidays.list_supported_countries()
+    supported = _calendars().list_supported_countries()
     if country not in supported:
         close = [c for c in supported if c.lower() == country.lower()]
         hint = (
@@ -31,7 +40,7 @@ def check_holidays(
     if subdiv is not None and subdiv not in supported[country]:
         known = ", ".join(supported[country][:12]) + (", …" if len(supported[country]) > 12 else "")
         raise ValueError(f"{country} has no subdivision {subdiv!r} (known: {known})")
-    calendar = _holidays.country_holidays(country, subdiv=subdiv)
+    calendar = _calendars().country_holidays(country, subdiv=subdiv)
     unknown = sorted(set(categories) - set(calendar.supported_categories))
     if unknown:
         raise ValueError(
@@ -49,7 +58,7 @@ def holidays_in(
 ) -> tuple[tuple[date, str], ...]:
     """The holidays of one year as (date, name), sorted; cached, since every step start of
     every rollout asks again."""
-    calendar = _holidays.country_holidays(
+    calendar = _calendars().country_holidays(
         country,
         subdiv=subdiv,
         years=year,
@@ -60,7 +69,7 @@ def holidays_in(
 
 
 def _pick_language(country: str) -> str | None:
-    languages = _holidays.country_holidays(country).supported_languages or ()
+    languages = _calendars().country_holidays(country).supported_languages or ()
     if _DEFAULT_LANGUAGE in languages:
         return _DEFAULT_LANGUAGE
     english = [lang for lang in languages if lang.startswith("en")]
