@@ -1,10 +1,15 @@
-"""Running the real `shiprail` console entry point as a subprocess against the dev server."""
+"""Running the real `shiprail` entry point, each call a process of its own, against the dev server."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,20 +33,44 @@ class Run:
 
 
 class Shiprail:
-    """`shiprail ...` in a child process; awaited so the in-process worker keeps working."""
+    """`shiprail ...` in a child process of its own; awaited so the in-process worker keeps
+    working. Each call is forked from a process that imported the command line once
+    (`tests.cli.zygote`); `fresh=True` starts the interpreter from scratch instead."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, zygote: str) -> None:
         self.address = address
+        self.zygote = zygote
 
-    async def __call__(self, *args: str, address: str | None = None, timeout: float = 120) -> Run:
+    async def __call__(
+        self, *args: str, address: str | None = None, timeout: float = 120, fresh: bool = False
+    ) -> Run:
         env = {
             **os.environ,
             "TEMPORAL_ADDRESS": address or self.address,
             "SHIPRAIL_ACTOR": "cli-tester",
-            "COLUMNS": "200",
-            "NO_COLOR": "1",
+            **_CONSOLE,
         }
         env.pop("SHIPRAIL_DEBUG", None)
+        if fresh:
+            return await self._fresh(args, env, timeout)
+        with tempfile.TemporaryDirectory() as directory:
+            out, err = Path(directory) / "out", Path(directory) / "err"
+            reader, writer = await asyncio.open_unix_connection(self.zygote)
+            request = {"argv": list(args), "env": env, "out": str(out), "err": str(err)}
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            pid = json.loads(await reader.readline())["pid"]
+            try:
+                line = await asyncio.wait_for(reader.readline(), timeout)
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                raise AssertionError(f"shiprail {' '.join(args)} did not end within {timeout}s") from None
+            finally:
+                writer.close()
+            code = json.loads(line)["code"]
+            return Run(code, out.read_text(), err.read_text())
+
+    async def _fresh(self, args: tuple[str, ...], env: dict[str, str], timeout: float) -> Run:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -60,9 +89,27 @@ class Shiprail:
         return Run(process.returncode, out.decode(), err.decode())
 
 
+# The console's width and colour are read once, when the command line is imported.
+_CONSOLE = {"COLUMNS": "200", "NO_COLOR": "1"}
+
+
 @pytest.fixture(scope="session")
-def shiprail(temporal_server: TemporalDevServer) -> Shiprail:
-    return Shiprail(temporal_server.address)
+def shiprail(
+    temporal_server: TemporalDevServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Shiprail]:
+    path = str(tmp_path_factory.mktemp("zygote") / "cli.sock")
+    zygote = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli.zygote", path],
+        stdout=subprocess.PIPE,
+        env={**os.environ, **_CONSOLE},
+        text=True,
+    )
+    assert zygote.stdout is not None
+    ready = zygote.stdout.readline()  # the imports take seconds; a failure ends the process
+    assert ready == "ready\n", f"the CLI zygote did not start (exit {zygote.poll()})"
+    yield Shiprail(temporal_server.address, path)
+    zygote.kill()
+    zygote.wait()
 
 
 def write_plan(directory: Path, name: str, url: str, services: list[dict[str, Any]], **spec: Any) -> Path:

@@ -35,7 +35,8 @@ async def test_start_wait_status_list_and_audit_of_a_good_rollout(
     _seed(actuator, a, b)
     plan = write_plan(tmp_path, "cli-good", actuator.url, [{"name": a}, {"name": b, "depends_on": [a]}])
 
-    run = await shiprail("start", str(plan), "--wait", "--id", rollout_id)
+    # From a fresh interpreter, as a user runs it; the other calls fork from imports made once.
+    run = await shiprail("start", str(plan), "--wait", "--id", rollout_id, fresh=True)
     assert run.code == 0, run.text
     assert f"started rollout {rollout_id}" in run.out
     assert re.search(rf"web UI: http://\S+/namespaces/default/workflows/{rollout_id}", run.out)
