@@ -8,7 +8,7 @@ VENV   := .venv
 TEST_WORKERS ?= 3
 BIN    := $(VENV)/bin
 
-.PHONY: all venv system unleash prometheus test lint typecheck unit demo dev bench chaos clean
+.PHONY: all venv bytecode system unleash prometheus test lint typecheck unit demo dev bench chaos clean
 
 all: test
 
@@ -16,11 +16,18 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
 
+# Compiled once here: where PYTHONDONTWRITEBYTECODE is set (CI images often set it) every
+# process would otherwise compile each module it imports, seconds for each test worker and
+# command line call.
 $(BIN)/shiprail: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 venv: $(BIN)/shiprail
+
+# Our own modules, for the same reason (a stale file is recompiled in memory, never wrong).
+bytecode: venv
+	@$(BIN)/python -m compileall -q -j 0 shiprail tests bench
 
 system:
 	@sh scripts/ensure-system.sh
@@ -41,16 +48,16 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-test: venv system unleash lint typecheck
+test: venv bytecode system unleash lint typecheck
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
-demo: venv system
+demo: venv bytecode system
 	$(BIN)/shiprail demo $(if $(SCENARIO),--scenario $(SCENARIO),)
 
 dev: venv
 	$(BIN)/shiprail dev
 
-bench: venv system
+bench: venv bytecode system
 	$(BIN)/python -m bench.gates
 	$(BIN)/python -m bench.oracle_power --seed 2029
 	$(BIN)/python -m bench.oracle_buckets bench/results/gates-random-2031.json
@@ -58,7 +65,7 @@ bench: venv system
 	SHIPRAIL_FULL_PROMISE=1 $(BIN)/pytest -q -m long tests/unit/test_overdispersion.py tests/unit/test_learned_noise.py
 
 # Many rollouts while workers are SIGKILLed and the dev server restarts (a small run is in `make test`).
-chaos: venv system
+chaos: venv bytecode system
 	$(BIN)/python -m tests.chaos --rollouts $(or $(ROLLOUTS),50) --kills $(or $(KILLS),20) --restarts $(or $(RESTARTS),3) --departures $(or $(DEPARTURES),3)
 
 clean:
