@@ -170,6 +170,18 @@ def _planned_looks(gate: CompareGate, ctx: GateContext) -> int:
     return max(1, math.ceil(judged / every)) if every > 0 else 1
 
 
+def _interval_length(gate: CompareGate, ctx: GateContext, memory: dict[str, Any]) -> float:
+    """How many looks long the interval since the last weighed one is (from the start of
+    the gate's window at its first): a look that found no data, or a missed scrape, makes
+    the next interval longer, and its counts hold less of the pods' wobble. Kept in
+    `memory["at"]`."""
+    every = (gate.interval or ctx.interval).total_seconds()
+    at = ctx.elapsed.total_seconds()
+    since = float(memory.get("at", gate.initial_delay.total_seconds()))
+    memory["at"] = at
+    return (at - since) / every if every > 0 else 1.0
+
+
 def _judge_counts(
     gate: CompareGate, name: str, ctx: GateContext, results: dict[str, QueryResult], memory: dict[str, Any]
 ) -> GateVerdict:
@@ -185,13 +197,16 @@ def _judge_counts(
     if c_total < gate.min_samples:
         return no_data(name, too_few(c_total, "canary requests", gate.min_samples), bound, requests=c_total)
     reading = Reading([c_bad, c_total], [b_bad, b_total], {"bad": Key(((0, 1.0),), 0)})
+    length = _interval_length(gate, ctx, memory)
     weighing = weigh(
         memory,
         reading,
         max_increase=gate.max_increase,
         prior_strength=gate.prior_strength,
         planned_looks=_planned_looks(gate, ctx),
+        length=length,
     )
+    memory["at"] = ctx.elapsed.total_seconds()
     p = running_p(memory, mixture(weighing.tests, _planned_looks(gate, ctx)))
     # Each counter's `increase` is extrapolated on its own, so bad can round past total.
     c_rate, b_rate = min(c_bad / c_total, 1.0), min(b_bad / b_total, 1.0)
@@ -279,7 +294,8 @@ def _judge_histogram(
         keys,
     )
     planned = _planned_looks(gate, ctx)
-    counts = weigh_shares(memory.setdefault("shares", {}), reading, planned_looks=planned)
+    length = _interval_length(gate, ctx, memory)
+    counts = weigh_shares(memory.setdefault("shares", {}), reading, planned_looks=planned, length=length)
     intervals = weigh_intervals(
         memory.setdefault("intervals", {}),
         reading,
@@ -293,6 +309,7 @@ def _judge_histogram(
         max_increase=0.0,
         prior_strength=gate.prior_strength,
         planned_looks=planned,
+        length=length,
     )
     p = running_p(memory, _together(counts.tests, intervals.tests, slow.tests, planned))
     requests = _requests(c_total, b_total)

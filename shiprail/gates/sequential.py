@@ -124,9 +124,11 @@ def weigh(
     max_increase: float,
     prior_strength: float,
     planned_looks: int,
+    length: float = 1.0,
 ) -> Weighing:
     """One look: fold the interval since the last look into the dispersion estimates, weigh
-    the evidence of every retained test, and keep what the next look needs in `memory`."""
+    the evidence of every retained test, and keep what the next look needs in `memory`.
+    `length` is the interval's, in looks (a missed scrape makes it longer)."""
     import numpy as np
 
     look = int(memory.get("looks", 0)) + 1
@@ -146,7 +148,7 @@ def weigh(
         if name not in states:
             # A key starts from the pairs the steps before it saw, if any.
             states[name] = {"carried": carried[name]} if name in carried else {}
-        pair = observe_interval(states[name], *key.counts(step_c, step_b))
+        pair = observe_interval(states[name], *key.counts(step_c, step_b), length)
         if pair is not None:
             added[name] = pair
     memory["last"] = [list(reading.canary), list(reading.baseline)]

@@ -183,10 +183,13 @@ Pair = tuple[float, float]
 PairSums = list[float]
 
 
-def observe_interval(state: dict[str, Any], canary: float, baseline: float) -> Pair | None:
+def observe_interval(
+    state: dict[str, Any], canary: float, baseline: float, length: float = 1.0
+) -> Pair | None:
     """Fold one interval's bad requests of each arm into the JSON-able `state`. Returns what
     the pair of this interval and the one before added to the sums, if it added anything,
-    so a restarted test can keep the sums of the pairs inside its own window."""
+    so a restarted test can keep the sums of the pairs inside its own window. `length` is
+    the interval's, in looks (`wobble_share`)."""
     n = canary + baseline
     if n <= 0:
         return None
@@ -195,12 +198,27 @@ def observe_interval(state: dict[str, Any], canary: float, baseline: float) -> P
     state["sc"] = state.get("sc", 0.0) + canary
     recent: list[list[float]] = state.setdefault("recent", [])
     share = canary / n
-    added = _pair(share, n, *recent[-1]) if recent else None
+    added = _pair(share, n, *recent[-1][:2]) if recent else None
     if added is not None:
+        before = recent[-1][2] if len(recent[-1]) > 2 else 1.0
+        added = (added[0], added[1] * wobble_share(length, before))
         state["chi1"] = add_pair(state.get("chi1"), added)
-    recent.append([share, n])
+    recent.append([share, n, length])
     del recent[:-1]
     return added
+
+
+def wobble_share(length: float, before: float) -> float:
+    """How much of a look's wobble a pair of intervals of these lengths (in looks) holds.
+
+    Pods' wobble from one look to the next averages out over a longer interval: a missed
+    scrape makes the next interval two or three looks long, and its share wobbles a half or
+    a third as much. Read as if every interval were one look long, pairs across missed
+    scrapes made the wobble look smaller than it is, and a first judged look after a warm-up
+    with two missed scrapes could be taken for a regression. Read this way, a wobble that
+    does not average out (one that drifts) only reads as larger: the safe side. An interval
+    shorter than a look is read as one look long, for the same reason."""
+    return (1 / max(length, 1.0) + 1 / max(before, 1.0)) / 2
 
 
 def add_pair(sums: PairSums | None, pair: Pair) -> PairSums:

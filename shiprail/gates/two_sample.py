@@ -49,7 +49,7 @@ from shiprail.gates.sequential import (
     kept,
     restart_weight,
 )
-from shiprail.gates.stats import MAX_LOG_WOBBLE, carry_pairs, excess_bound
+from shiprail.gates.stats import MAX_LOG_WOBBLE, carry_pairs, excess_bound, wobble_share
 
 # A single interval counts for at most this many spreads (see `_observe`): 8 nats of
 # evidence at most, short of what any test needs alone.
@@ -70,9 +70,12 @@ class ShareWeighing:
     dispersion: dict[str, float]  # φ of the test from the start, by bound
 
 
-def weigh_shares(memory: dict[str, Any], reading: Reading, *, planned_looks: int) -> ShareWeighing:
+def weigh_shares(
+    memory: dict[str, Any], reading: Reading, *, planned_looks: int, length: float = 1.0
+) -> ShareWeighing:
     """One look: fold the interval since the last look into each bound's sums and noise
-    estimate, weigh every retained test, and keep what the next look needs in `memory`."""
+    estimate, weigh every retained test, and keep what the next look needs in `memory`.
+    `length` is the interval's, in looks (a missed scrape makes it longer)."""
     import numpy as np
 
     look = int(memory.get("looks", 0)) + 1
@@ -94,7 +97,7 @@ def weigh_shares(memory: dict[str, Any], reading: Reading, *, planned_looks: int
     taus = _wobble_bounds(bounds, names, carried)
     for name, tau in zip(names, taus, strict=True):
         state = bounds.setdefault(name, {"sums": [0.0] * (_MARKED + 2), "pairs": [0.0, 0.0, 0]})
-        pair = _observe(state, *reading.keys[name].counts(step_c, step_b), n_c, n_b, float(tau))
+        pair = _observe(state, *reading.keys[name].counts(step_c, step_b), n_c, n_b, float(tau), length)
         if pair is not None:
             for mark in marks:
                 # The pair across a restart's origin is not inside its window: if a
@@ -181,11 +184,11 @@ def _minus(a: list[float], b: list[float]) -> list[float]:
 
 
 def _observe(
-    state: dict[str, Any], x: float, b: float, n_c: float, n_b: float, tau: float
+    state: dict[str, Any], x: float, b: float, n_c: float, n_b: float, tau: float, length: float = 1.0
 ) -> tuple[float, float] | None:
     """Fold one interval of one bound into its sums; return the pair it makes with the
     interval before (its χ² and identification weight), if any. `tau` is the wobble bound
-    before this interval."""
+    before this interval; `length` the interval's, in looks (`stats.wobble_share`)."""
     if n_c <= 0 or n_b <= 0:
         return None
     x = min(x, n_c)
@@ -214,11 +217,14 @@ def _observe(
     n = n_c + n_b
     d, v = x / n_c - q, (q * (1 - q) * (1 - own) / n_c) * (n / (n - 1) if n > 1 else 0.0)
     before = state.get("before")
-    state["before"] = [d, v, scale]
+    state["before"] = [d, v, scale, length]
     if before is None or v + before[1] <= 0:
         return None
     spread = v + before[1]
-    pair = ((d - before[0]) ** 2 / spread, (scale + before[2]) / spread)
+    # Each interval's wobble averaged over its length (`stats.wobble_share` says why).
+    earlier = before[3] if len(before) > 3 else 1.0
+    wobbled = scale * wobble_share(length, length) + before[2] * wobble_share(earlier, earlier)
+    pair = ((d - before[0]) ** 2 / spread, wobbled / spread)
     pairs = state["pairs"]
     pairs[0], pairs[1], pairs[2] = pairs[0] + pair[0], pairs[1] + pair[1], pairs[2] + 1
     return pair

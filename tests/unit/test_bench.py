@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -505,3 +506,49 @@ def test_the_bucket_floor_report_holds_a_result_against_both_oracles(
     with pytest.raises(SystemExit) as exit_:
         oracle_buckets_main([str(tmp_path / "missing.json")])
     assert exit_.value.code == 2 and "cannot read" in capsys.readouterr().err
+
+
+def test_confirm_runs_the_undecided_good_cells_again_on_the_same_streams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.json"
+    run = [
+        "--random-cells",
+        "3",
+        "--seed",
+        "2",
+        "--repetitions",
+        "2",
+        "--jobs",
+        "1",
+        "--strategies",
+        "kayenta",
+    ]
+    gates_main([*run, "--confirm", "5", "--json", str(out)])
+    err = capsys.readouterr().err
+    cells = json.loads(out.read_text())["scenarios"]
+    good = [c for c in cells if c["scenario"]["kind"] == "good"]
+    # Two runs bound no cell under 2 %: every good cell is undecided and runs again at 5.
+    assert good and all(
+        c["first_pass"]["runs"] == 2 and c["strategies"]["kayenta"]["runs"] == 5 for c in good
+    )
+    assert all(
+        "first_pass" not in c and c["strategies"]["kayenta"]["runs"] == 2 for c in cells if c not in good
+    )
+    assert f"confirming {len(good)} undecided good cell(s) at 5 runs" in err
+    summary = json.loads(out.read_text())["summary"]["kayenta"]
+    assert [c["cell"] for c in summary["confirmed"]] == [c["scenario"]["name"] for c in good]
+    assert summary["widest_good"]["runs"] == 5
+
+
+def test_a_decided_good_cell_is_not_confirmed() -> None:
+    from bench.gates import undecided
+
+    def cell(kind: str, rate: float, upper: float) -> dict[str, Any]:
+        row = {"false_rollback_rate": rate, "ci95": [0.0, upper]}
+        return {"scenario": {"kind": kind}, "strategies": {"a": row}}
+
+    assert undecided(cell("good", 0.005, 0.0276)) == ["a"]  # 1 of 200
+    assert undecided(cell("good", 0.0, 0.0188)) == []  # 0 of 200: within the bound
+    assert undecided(cell("good", 0.05, 0.09)) == []  # over the target: decided, against it
+    assert undecided(cell("latency", 0.0, 1.0)) == []

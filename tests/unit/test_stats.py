@@ -184,3 +184,30 @@ def test_the_first_few_pairs_of_over_dispersed_intervals_never_read_as_binomial(
                 low += dispersion(state, 0.95) < truth / 3
     assert looks == 12_000
     assert low / looks <= 0.002, low
+
+
+def test_pairs_across_missed_scrapes_read_the_wobble_of_one_look() -> None:
+    """A missed scrape makes an interval several looks long, and pods' wobble from look to
+    look averages out over it. Read as one look long, such pairs say the pods wobble less
+    than they do; read by their length, they estimate the wobble of one look."""
+    from shiprail.gates.stats import _identifying, observe_interval
+
+    rng = np.random.default_rng(11)
+    rho, p, per_look = 0.02, 0.3, 400
+    ticks = [float(np.clip(rng.normal(p, math.sqrt(rho * p * (1 - p))), 0.0, 1.0)) for _ in range(6000)]
+
+    def estimate(by_length: bool) -> float:
+        state: dict[str, Any] = {}
+        i = 0
+        while i < len(ticks):
+            length = int(rng.choice([1, 1, 2, 3]))  # a third of the scrapes missed
+            shares = ticks[i : i + length]
+            canary = float(sum(rng.binomial(per_look, s) for s in shares))
+            total = per_look * len(shares)
+            observe_interval(state, canary, total - canary, float(len(shares)) if by_length else 1.0)
+            i += length
+        chi, identified, m = _identifying(state["chi1"])
+        return (chi - m) / identified
+
+    assert estimate(by_length=True) == pytest.approx(rho, rel=0.2)
+    assert estimate(by_length=False) < 0.75 * rho
