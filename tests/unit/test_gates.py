@@ -562,3 +562,18 @@ class TestTracker:
 def test_a_short_count_is_never_rounded_up_to_what_was_needed(count: float, shown: str) -> None:
     # `increase()` extrapolates: 19.6 printed as "20" read "only 20 requests, 20 needed".
     assert too_few(count, "requests", 20) == f"only {shown} requests, 20 needed"
+
+
+def test_an_interval_is_as_many_looks_long_as_the_time_since_the_last_weighed_look() -> None:
+    """The count tests read the pods' wobble per look (`stats.wobble_share`): the first
+    judged interval runs from the end of `initial_delay`, and a look that found no data, or
+    a missed scrape, makes the next one longer."""
+    from shiprail.gates.compare import _interval_length
+
+    g = gate(type="compare", bad="errors", total="requests", initial_delay="1m", interval="30s")
+    assert g.type == "compare"
+    memory: dict[str, Any] = {}
+    assert _interval_length(g, ctx(elapsed=90), memory) == pytest.approx(1.0)
+    assert _interval_length(g, ctx(elapsed=120), memory) == pytest.approx(1.0)
+    # The look at 150 s found no data and weighed nothing.
+    assert _interval_length(g, ctx(elapsed=180), memory) == pytest.approx(2.0)

@@ -121,3 +121,34 @@ def test_no_single_interval_decides(monkeypatch: pytest.MonkeyPatch) -> None:
     # The same stream without the clip: the restart made just before the burst is sure.
     monkeypatch.setattr(two_sample, "CLIP_SPREADS", math.inf)
     assert _burst_then_quiet({}, np.random.default_rng(8)) > 1000
+
+
+def test_an_interval_a_missed_scrape_made_longer_is_read_as_averaging_the_wobble() -> None:
+    """The same interval counts, read once as one look each and once with every other interval
+    three looks long: a longer interval holds a third of a look's wobble, so the same spread
+    between intervals says the pods wobble more per look, and both count tests divide more."""
+    rng = np.random.default_rng(4)
+    steps = []
+    for _ in range(60):
+        odds = math.exp(rng.normal(math.log(0.25), 0.3))  # the pods' wobble on the canary's odds
+        c_n, b_n = 400.0, 4000.0
+        steps.append((float(rng.binomial(400, odds / (1 + odds))), c_n, float(rng.binomial(4000, 0.2)), b_n))
+
+    def dispersion(long_every_other: bool) -> tuple[float, float]:
+        shares: dict[str, Any] = {}
+        poisson: dict[str, Any] = {}
+        canary, baseline = np.zeros(2), np.zeros(2)
+        for i, (c, c_n, b, b_n) in enumerate(steps):
+            canary += [c, c_n]
+            baseline += [b, b_n]
+            length = 3.0 if long_every_other and i % 2 else 1.0
+            reading = _reading((canary[0], canary[1]), (baseline[0], baseline[1]))
+            two = weigh_shares(shares, reading, planned_looks=60, length=length)
+            one = weigh(
+                poisson, reading, max_increase=0.0, prior_strength=10.0, planned_looks=60, length=length
+            )
+        return two.dispersion["b"], one.dispersion["b"]
+
+    as_one_look, as_read = dispersion(False), dispersion(True)
+    assert as_read[0] > 1.2 * as_one_look[0] > 1.2
+    assert as_read[1] > 1.2 * as_one_look[1] > 1.2
