@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,7 @@ def latency_looks(
     sigma: float = 0.5,
     shocks: float = 0.0,
     share: float = 0.1,
+    looks: int = LOOKS,
 ) -> list[dict[str, QueryResult]]:
     """Cumulative histograms at each look around a 60 ms lognormal median (shape `sigma`),
     the canary serving `share` of the requests; with probability `shocks` a look starts
@@ -119,7 +120,7 @@ def latency_looks(
     within = np.zeros((2, len(BOUNDS_MS) + 1))
     out = []
     shocked = 0
-    for look in range(1, LOOKS + 1):
+    for look in range(1, looks + 1):
         shocked = 3 if rng.random() < shocks else max(shocked - 1, 0)
         requests = rng.poisson([share * per_interval, (1 - share) * per_interval])
         medians = 60 * _wobble(rng, cv, 2) * np.array([factor if look > start else 1.0, 1.0])
@@ -182,6 +183,58 @@ def test_the_histogram_keeps_the_promise_on_a_narrow_busy_service_with_shocks() 
     rng = np.random.default_rng(5)
     streams = (latency_looks(rng, 50_000, cv=0.15, sigma=0.2, shocks=0.05) for _ in iter(int, 1))
     assert_within_promise(*false_rollbacks(LATENCY, streams, SPOT_RUNS))
+
+
+def _since(results: dict[str, QueryResult], base: dict[str, QueryResult]) -> dict[str, QueryResult]:
+    """A histogram's counts over the window from `base` on, as a query from there reads them."""
+    return {
+        name: QueryResult(by_label={le: x - base[name].by_label[le] for le, x in r.by_label.items()})
+        for name, r in results.items()
+    }
+
+
+def first_failure_after_warm_up(gate: Gate, stream: list[dict[str, QueryResult]], missed: Any) -> int | None:
+    """A bake as the bake activity takes it (`gates.look`): looks inside `initial_delay` learn
+    the noise over the window from the step's start and judge nothing; the judged looks read
+    the window from the warm-up's end. A missed scrape is a look that finds no data."""
+    from shiprail.gates import WARM_UP, after_warm_up, first_memory, warm_up_gate
+
+    memory = first_memory(gate, None)
+    warm, delay = warm_up_gate(gate), int(gate.initial_delay.total_seconds() / INTERVAL)
+    for look, results in enumerate(stream, start=1):
+        if missed[look - 1]:
+            continue
+        ctx = gate_context(
+            INTERVAL * look, bake=INTERVAL * len(stream), interval=INTERVAL, service="svc", start=START
+        )
+        if WARM_UP in memory and warm is not None:
+            judge("g", warm, ctx, results, memory[WARM_UP])
+            if look < delay:
+                continue
+            settled = after_warm_up(gate, memory)
+            memory.clear()
+            memory.update(settled)
+        if (
+            look > delay
+            and judge("g", gate, ctx, _since(results, stream[delay - 1]), memory).status is Verdict.FAIL
+        ):
+            return look
+    return None
+
+
+@pytest.mark.long
+def test_the_histogram_keeps_the_promise_after_a_warm_up_with_missed_scrapes() -> None:
+    """A first step that learns its noise from a one-minute warm-up on a busy service whose
+    pods wobble hard (each arm's median 16 % an interval), with 30 % of the scrapes missed:
+    a warm-up with two missed scrapes has intervals two or three looks long, whose wobble
+    averages out, and the first judged look has one interval to read."""
+    gate = LATENCY.model_copy(update={"initial_delay": timedelta(minutes=1)})
+    rng = np.random.default_rng(31)
+    failed = 0
+    for _ in range(SPOT_RUNS):
+        stream = latency_looks(rng, 50_000, cv=0.16, sigma=0.6, looks=LOOKS + 6)
+        failed += first_failure_after_warm_up(gate, stream, rng.random(len(stream)) < 0.3) is not None
+    assert_within_promise(failed, SPOT_RUNS)
 
 
 def test_a_test_that_trusts_poisson_fails_busy_good_streams() -> None:
