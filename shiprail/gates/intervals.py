@@ -73,6 +73,11 @@ PRIOR_SCALES = (1.0, 4.0, 16.0)
 # pods wobble more than the last one's (a replica-scaled baseline shrinking as the canary
 # grows) soon reads its own.
 CARRIED_FREEDOM = 30.0
+# The key of the bounds read together (`_shift`), and its part of each test's weight: a
+# regression that shifts the whole distribution shows surest there, one that slows only a
+# tail shows at its own bound, so each has half.
+SHIFT = "shift"
+SHIFT_PART = 0.5
 
 
 @dataclass(frozen=True)
@@ -103,20 +108,21 @@ def weigh_intervals(
     memory["at"], memory["last"] = at, [list(reading.canary), list(reading.baseline)]
     keys: dict[str, Any] = memory["keys"]
     traffic = (step_c[-1], step_b[-1])
+    read: list[tuple[float, float]] = []  # (d, pooled share) of each bound usable now
     for name, key in reading.keys.items():
         state = keys.setdefault(name, {"p": None, "sums": [0.0, 0.0, 0.0, 0.0]})
         counts = key.counts(step_c, step_b)
         pooled = _pooled(counts, traffic)
         if length > 0 and pooled is not None and _usable(pooled, traffic):
             d = _probit_difference(counts, traffic, pooled)
-            weight = _precision(state, length, _sampling(pooled, traffic))
-            sums = state["sums"]
-            for i, x in enumerate((1.0, weight, weight * d, weight * d * d)):
-                sums[i] += x
-            _observe_spread(state, d, _sampling(pooled, traffic), length)
+            _fold(state, d, _sampling(pooled, traffic), length)
+            read.append((d, pooled))
         state["p"] = _pooled(
             key.counts(reading.canary, reading.baseline), (reading.canary[-1], reading.baseline[-1])
         )
+    if read:
+        d, sampling = _shift(read, traffic)
+        _fold(keys.setdefault(SHIFT, {"p": None, "sums": [0.0, 0.0, 0.0, 0.0]}), d, sampling, length)
 
     marks: list[list[Any]] = memory["marks"]
     tests, strongest = _evidence(keys, marks, planned_looks, memory.get("carried") or {})
@@ -126,8 +132,10 @@ def weigh_intervals(
         usable = {
             n: [compact(x) for x in s["sums"]]
             for n, s in keys.items()
-            if s["p"] is not None and _usable(s["p"], traffic)
+            if n != SHIFT and s["p"] is not None and _usable(s["p"], traffic)
         }
+        if usable and SHIFT in keys:
+            usable[SHIFT] = [compact(x) for x in keys[SHIFT]["sums"]]
         # The first test stands for the one from the step's start (origin 0), which the
         # count test begins before any data: an interval needs a look before it.
         origin = look if memory.get("started") else 0
@@ -181,6 +189,41 @@ def _unit(state: dict[str, Any]) -> float | None:
     wobble = max(spread[0] / spread[1], 0.0) if spread[1] > 0 else 0.0
     unit = spread[2] / spread[3] + wobble
     return unit if unit > 0 else None
+
+
+def _fold(state: dict[str, Any], d: float, sampling: float, length: float) -> None:
+    """Add one interval's probit difference to a key's sums, weighed by its precision."""
+    weight = _precision(state, length, sampling)
+    sums = state["sums"]
+    for i, x in enumerate((1.0, weight, weight * d, weight * d * d)):
+        sums[i] += x
+    _observe_spread(state, d, sampling, length)
+
+
+def _shift(read: list[tuple[float, float]], traffic: tuple[float, float]) -> tuple[float, float]:
+    """One interval's bounds read together: a weighted mean of their probit differences, and
+    its binomial variance. A shift of log latency moves every bound's probit alike, while
+    each bound's binomial noise is partly its own, so the mean is surer than any one bound
+    (by about half again where three or more are usable). Both arms' shares at bounds
+    b < b' are correlated, Cov = q'(1 − q)/n at the pooled shares q ≥ q'; the weights are
+    the generalised least-squares ones, C⁻¹1, held to be non-negative so that every
+    bound's difference being ≤ 0 under the null keeps the mean ≤ 0, and are set from the
+    interval's margins alone, never from either arm's own shares. The pods' wobble moves
+    every bound's probit by the same amount, which leaves these weights as they are."""
+    import numpy as np
+    from scipy.special import ndtri
+
+    shares = np.array([q for _, q in read])
+    z = ndtri(shares)
+    density = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    cov = np.minimum.outer(shares, shares) * (1 - np.maximum.outer(shares, shares))
+    cov /= np.outer(density, density)
+    cov *= 1 / traffic[0] + 1 / traffic[1]
+    ridge = 1e-9 * float(np.mean(np.diag(cov)))
+    raw = np.clip(np.linalg.solve(cov + ridge * np.eye(len(read)), np.ones(len(read))), 0.0, None)
+    weights = raw / raw.sum() if raw.sum() > 0 else np.full(len(read), 1 / len(read))
+    d = float(weights @ np.array([x for x, _ in read]))
+    return d, float(weights @ cov @ weights)
 
 
 def _minus(a: list[float], b: list[float]) -> list[float]:
@@ -273,15 +316,30 @@ def _evidence(
     bf = sum(
         np.exp(np.minimum(log_t_bayes_factor(pre, now - pre, g, earlier), 700.0)) for g in PRIOR_SCALES
     ) / len(PRIOR_SCALES)
-    bounds = {int(m[0]): len(m[1]) for m in marks}
+    parts = {int(m[0]): _parts(m[1]) for m in marks}
     tests: dict[int, float] = {}
     by_key: dict[str, float] = {}
     for (origin, name, _), x in zip(rows, bf, strict=True):
-        share = float(x) / bounds[origin]
+        share = float(x) * parts[origin][name == SHIFT]
         tests[origin] = tests.get(origin, 0.0) + share
         by_key[name] = by_key.get(name, 0.0) + restart_weight(origin, planned_looks) * share
+    # The bound named is one a reader can look up: the shift's evidence is every bound's.
+    by_key.pop(SHIFT, None)
+    if not by_key:
+        return tests, None
     best = max(by_key, key=lambda k: by_key[k])
     return tests, best if by_key[best] > 0 else None
+
+
+def _parts(bounds: dict[str, Any]) -> tuple[float, float]:
+    """A test's weight on each single bound and on the bounds read together, fixed at its
+    origin: half on the shift where it has one, half spread over the bounds."""
+    if SHIFT not in bounds:
+        return 1 / max(len(bounds), 1), 0.0
+    singles = len(bounds) - 1
+    if singles == 0:
+        return 0.0, 1.0
+    return (1 - SHIFT_PART) / singles, SHIFT_PART
 
 
 def log_t_bayes_factor(before: Any, since: Any, scale: float, earlier: Any = None) -> Any:

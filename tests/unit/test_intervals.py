@@ -148,3 +148,99 @@ def test_intervals_are_chosen_on_the_pooled_share_not_the_canarys() -> None:
         assert mixture(weighing.tests, 60) < 1
     used = memory["keys"]["far"]["sums"][0]
     assert 5 <= used <= 9  # the shocks' intervals, one look in seven
+
+
+def _lognormal_histograms(
+    rng: np.random.Generator, n: int, factor: float, sigma: float = 0.8
+) -> tuple[list[float], list[float]]:
+    """One interval's requests slower than each bound, canary then baseline, `n` each, the
+    canary's median `factor`× the baseline's 60 ms."""
+    from scipy.special import ndtr
+
+    slower = []
+    for median in (60 * factor, 60.0):
+        cdf = ndtr((np.log(_BOUNDS) - math.log(median)) / sigma)
+        cells = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+        within = np.cumsum(rng.multinomial(n, cells / cells.sum()))[:-1]
+        slower.append([float(n - x) for x in within])
+    return slower[0], slower[1]
+
+
+_BOUNDS = np.array([5, 10, 25, 50, 75, 100, 250, 500, 750, 1000], dtype=float)
+
+
+def test_the_bounds_read_together_are_surer_than_any_one() -> None:
+    """Both arms alike, binomial noise only: the bounds' weighted mean stays between the
+    bounds' own differences (its weights are never negative), its variance is what
+    `_shift` says within a fifth, and it is at most ¾ of the surest single bound's."""
+    from shiprail.gates.intervals import _pooled, _probit_difference, _shift, _usable
+
+    rng = np.random.default_rng(8)
+    n = 300.0
+    means, claimed, singles = [], [], {}
+    for _ in range(3000):
+        canary, baseline = _lognormal_histograms(rng, int(n), 1.0)
+        read = []
+        for j, (c, b) in enumerate(zip(canary, baseline, strict=True)):
+            pooled = _pooled((c, b), (n, n))
+            if pooled is not None and _usable(pooled, (n, n)):
+                d = _probit_difference((c, b), (n, n), pooled)
+                read.append((d, pooled))
+                singles.setdefault(j, []).append(d)
+        d, variance = _shift(read, (n, n))
+        assert min(x for x, _ in read) - 1e-12 <= d <= max(x for x, _ in read) + 1e-12
+        means.append(d)
+        claimed.append(variance)
+    together = float(np.var(means))
+    assert together == pytest.approx(float(np.mean(claimed)), rel=0.2)
+    surest = min(float(np.var(x)) for x in singles.values() if len(x) > 2500)
+    assert together <= 0.75 * surest
+
+
+def _shifted_readings(rng: np.random.Generator, looks: int, start: int, factor: float) -> list[Reading]:
+    """A busy service whose pods do not wobble, its canary `factor`× slower from `start`,
+    read with the tolerance of 10 % the way the gate reads it (each bound's canary count
+    at 1.1× it, between its bounds)."""
+    from shiprail.gates.compare import _histogram_keys
+
+    canary, baseline = np.zeros(len(_BOUNDS) + 1), np.zeros(len(_BOUNDS) + 1)
+    readings = []
+    for look in range(looks):
+        c, b = _lognormal_histograms(rng, 200, factor if look >= start else 1.0)
+        canary += [*c, 200]
+        baseline += [*b, 200]
+        names = [f"{x / 1000:g}" for x in _BOUNDS]
+        within = {name: canary[-1] - canary[j] for j, name in enumerate(names)}
+        keys, _ = _histogram_keys(names, within, canary[-1], 0.1)
+        readings.append(Reading(list(canary), list(baseline), keys))
+    return readings
+
+
+def _deciding_look(readings: list[Reading], shift_part: float, monkeypatch: pytest.MonkeyPatch) -> int:
+    import shiprail.gates.intervals as intervals
+
+    monkeypatch.setattr(intervals, "SHIFT_PART", shift_part)
+    memory: dict[str, Any] = {}
+    for look, reading in enumerate(readings, start=1):
+        weighing = weigh_intervals(memory, reading, at=10.0 * look, interval=10.0, planned_looks=60)
+        if mixture(weighing.tests, 60) >= 1e4:
+            return look
+    return len(readings) + 1
+
+
+def test_a_shift_of_the_whole_distribution_is_caught_sooner_read_at_every_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A canary 1.4× slower from look 20, 200 requests an interval in each arm and pods that
+    do not wobble: reading the bounds together as well decides sooner on average, and on
+    more streams than it decides later, than the bounds alone on the same streams."""
+    rng = np.random.default_rng(9)
+    together, alone = [], []
+    for _ in range(12):
+        readings = _shifted_readings(rng, 60, 20, 1.4)
+        together.append(_deciding_look(readings, 0.5, monkeypatch) - 20)
+        alone.append(_deciding_look(readings, 0.0, monkeypatch) - 20)
+    assert np.mean(together) < 0.95 * np.mean(alone), (together, alone)
+    assert sum(a < b for a, b in zip(together, alone, strict=True)) > sum(
+        a > b for a, b in zip(together, alone, strict=True)
+    )
