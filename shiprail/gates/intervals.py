@@ -34,6 +34,12 @@ choice made on the canary's share would pick the intervals where it happens to l
 Below that, a share's probit is too far from normal, and the count test is the one that
 decides.
 
+The usable bounds of an interval are also read together, as one more key (`SHIFT`): a
+shift of log latency moves every bound's probit alike, while each bound's binomial noise is
+partly its own, so a weighted mean of their differences is surer than any one of them
+(`_shift`). It has half of each test's weight, the single bounds the other half, since a
+regression that slows only a tail shows at its own bound.
+
 Restarts and their weights are those of the count test (`sequential`); each restart fixes
 at its origin the bounds it averages over: the bounds expected to be usable then.
 
