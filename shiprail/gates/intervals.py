@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shiprail.gates.sequential import Reading, compact, kept, restart_weight
+from shiprail.gates.stats import shift_weights
 
 # An interval is used at a bound when each arm expects n·p(1 − p) ≥ this many requests,
 # p its share slower than the bound: a binomial share's probit is near normal from there
@@ -207,29 +208,15 @@ def _fold(state: dict[str, Any], d: float, sampling: float, length: float) -> No
 
 
 def _shift(read: list[tuple[float, float]], traffic: tuple[float, float]) -> tuple[float, float]:
-    """One interval's bounds read together: a weighted mean of their probit differences, and
-    its binomial variance. A shift of log latency moves every bound's probit alike, while
-    each bound's binomial noise is partly its own, so the mean is surer than any one bound
-    (by about half again where three or more are usable). Both arms' shares at bounds
-    b < b' are correlated, Cov = q'(1 − q)/n at the pooled shares q ≥ q'; the weights are
-    the generalised least-squares ones, C⁻¹1, held to be non-negative so that every
-    bound's difference being ≤ 0 under the null keeps the mean ≤ 0, and are set from the
-    interval's margins alone, never from either arm's own shares. The pods' wobble moves
-    every bound's probit by the same amount, which leaves these weights as they are."""
+    """One interval's bounds read together (`stats.shift_weights`): a weighted mean of their
+    probit differences, and its binomial variance, with weights set from the interval's
+    margins alone (by about half again surer than the surest bound where three or more are
+    usable)."""
     import numpy as np
-    from scipy.special import ndtri
 
-    shares = np.array([q for _, q in read])
-    z = ndtri(shares)
-    density = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    cov = np.minimum.outer(shares, shares) * (1 - np.maximum.outer(shares, shares))
-    cov /= np.outer(density, density)
-    cov *= 1 / traffic[0] + 1 / traffic[1]
-    ridge = 1e-9 * float(np.mean(np.diag(cov)))
-    raw = np.clip(np.linalg.solve(cov + ridge * np.eye(len(read)), np.ones(len(read))), 0.0, None)
-    weights = raw / raw.sum() if raw.sum() > 0 else np.full(len(read), 1 / len(read))
+    weights, cov = shift_weights([q for _, q in read])
     d = float(weights @ np.array([x for x, _ in read]))
-    return d, float(weights @ cov @ weights)
+    return d, float(weights @ cov @ weights) * (1 / traffic[0] + 1 / traffic[1])
 
 
 def _minus(a: list[float], b: list[float]) -> list[float]:

@@ -386,3 +386,32 @@ def interpolate_survival(low: float, high: float, s_low: float, s_high: float, x
         return s_high
     t = (math.log(x) - math.log(low)) / (math.log(high) - math.log(low))
     return math.exp(math.log(s_low) + t * (math.log(s_high) - math.log(s_low)))
+
+
+# ---- a histogram's bounds read together ----------------------------------------------------
+
+
+def shift_weights(shares: Any) -> tuple[Any, Any]:
+    """How to read a histogram's bounds together for a shift of log latency, at the pooled
+    shares slower than each (nested: a higher bound has the smaller share): the weights on
+    the bounds' probit differences, and the covariance of those differences per unit of
+    1/n_c + 1/n_b.
+
+    A shift moves every bound's probit alike, while each bound's binomial noise is partly its
+    own, so a weighted mean of the differences is surer than any one. Both arms' shares at
+    bounds b < b' are correlated, Cov = q'(1 − q)/n at the pooled shares q ≥ q'; the weights
+    are the generalised least-squares ones, C⁻¹1, held non-negative so that every bound's
+    difference being ≤ 0 under the null keeps the mean ≤ 0, and summing to 1. They depend on
+    the shares given alone, never on either arm's own, and a wobble that moves every bound's
+    probit by the same amount leaves them as they are."""
+    import numpy as np
+    from scipy.special import ndtri
+
+    q = np.asarray(shares, dtype=float)
+    z = ndtri(q)
+    density = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    cov = np.minimum.outer(q, q) * (1 - np.maximum.outer(q, q)) / np.outer(density, density)
+    ridge = 1e-9 * float(np.mean(np.diag(cov)))
+    raw = np.clip(np.linalg.solve(cov + ridge * np.eye(len(q)), np.ones(len(q))), 0.0, None)
+    weights = raw / raw.sum() if raw.sum() > 0 else np.full(len(q), 1 / len(q))
+    return weights, cov

@@ -26,6 +26,14 @@ successive differences of the per-interval share differences as the Poisson test
 its ρ (`stats.excess_bound`), and read for a restart from every interval's pairs or its own
 window's, whichever says less, as there (`sequential._noise` says why).
 
+The bounds are also read together, as one more key (`SHIFT`, as in the per-interval test):
+each request scores the weighted number of bounds it is slower than, with the weights that
+read a shift of log latency surest (`stats.shift_weights`), and the canary's sum of scores
+is tested the same way as a bound's slow count, its CGF the score's own, known from the
+interval's margins (`_shift`). At a quiet service, where a few requests an interval spread
+over the buckets, that reads what a rank test reads where each bound reads what a median
+test does; it has half of each test's weight, the single bounds the other half.
+
 A step that begins knowing its noise decides sooner: with a score of pairs the dispersion
 bound alone asks for about twice the requests the wobble does, even where the pods hardly
 wobble. The pods are the same from one step of a rollout to the next, and τ² on the log
@@ -41,6 +49,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from shiprail.gates.intervals import SHIFT, SHIFT_PART
 from shiprail.gates.sequential import (
     CARRIED_PAIRS,
     DISPERSION_ASSURANCE,
@@ -49,7 +58,7 @@ from shiprail.gates.sequential import (
     kept,
     restart_weight,
 )
-from shiprail.gates.stats import MAX_LOG_WOBBLE, carry_pairs, excess_bound, wobble_share
+from shiprail.gates.stats import MAX_LOG_WOBBLE, carry_pairs, excess_bound, shift_weights, wobble_share
 
 # A single interval counts for at most this many spreads (see `_observe`): 8 nats of
 # evidence at most, short of what any test needs alone.
@@ -95,9 +104,22 @@ def weigh_shares(
     n_c, n_b = step_c[-1], step_b[-1]
     carried: dict[str, list[float]] = memory.get("carried") or {}
     taus = _wobble_bounds(bounds, names, carried)
+    counts = {name: reading.keys[name].counts(step_c, step_b) for name in names}
+    shift = _shift(counts, _pooled_shares(reading), n_c + n_b)
+    if shift is not None or SHIFT in bounds:
+        names.append(SHIFT)
+        taus = np.append(taus, _wobble_bounds(bounds, [SHIFT], carried))
     for name, tau in zip(names, taus, strict=True):
         state = bounds.setdefault(name, {"sums": [0.0] * (_MARKED + 2), "pairs": [0.0, 0.0, 0]})
-        pair = _observe(state, *reading.keys[name].counts(step_c, step_b), n_c, n_b, float(tau), length)
+        if name == SHIFT:
+            pair = None
+            if shift is not None and n_c > 0 and n_b > 0:
+                pair = _observe(state, *shift[0], n_c, n_b, float(tau), length, shift[1])
+                cgf = state.setdefault("cgf", [0.0] * len(_TILTS))
+                for i, k in enumerate(shift[2]):
+                    cgf[i] += n_c * k
+        else:
+            pair = _observe(state, *counts[name], n_c, n_b, float(tau), length)
         if pair is not None:
             for mark in marks:
                 # The pair across a restart's origin is not inside its window: if a
@@ -120,19 +142,31 @@ def weigh_shares(
     psi = np.array(_TILTS)[:, None, None]
     # Σ of each interval's bound on its CGF is at most the smaller of the two sums.
     cgf = np.minimum((np.exp(psi) - 1 - psi) * var[None], psi * psi * since[None, ..., 4])
+    if SHIFT in names and "cgf" in bounds[SHIFT]:
+        # The bounds read together know their score's whole distribution (`_shift`).
+        zero = [0.0] * len(_TILTS)
+        at = np.array([zero] + [mark.get("cgf") or zero for mark in marks], dtype=float)
+        cgf[:, :, names.index(SHIFT)] = (np.array(bounds[SHIFT]["cgf"], dtype=float)[None] - at).T
     log_e = (psi * score[None] - cgf) / phi[None]
     e = np.exp(np.minimum(log_e, 700.0)).mean(axis=0)  # origins × bounds
-    # Each test's bounds weighed as fixed at its origin (the test from the start: equally).
-    weights = np.full((len(origins), len(names)), 1 / len(names))
+    # Each test's bounds weighed as fixed at its origin (the test from the start: equally,
+    # with the bounds read together taking their part).
+    singles = [n for n in reading.keys]
+    weights = np.array([[(1 - SHIFT_PART) / len(singles) if n != SHIFT else SHIFT_PART for n in names]])
+    weights = np.repeat(weights, len(origins), axis=0)
     for row, mark in enumerate(marks, start=1):
         if "weights" in mark:
             weights[row] = [mark["weights"].get(n, 0.0) for n in names]
     e = e * weights
     tests = {o: float(x) for o, x in zip(origins, e.sum(axis=1), strict=True)}
     evidence = np.array([restart_weight(o, planned_looks) for o in origins]) @ e
-    strongest = names[int(np.argmax(evidence))] if float(evidence.max()) > float(evidence.min()) else None
+    # The bound named is one a reader can look up: the shift's evidence is every bound's.
+    single = evidence[: len(singles)]
+    strongest = singles[int(np.argmax(single))] if float(single.max()) > float(single.min()) else None
     if look <= planned_looks:
-        kept_bounds = _bound_weights({n: bounds[n]["sums"] for n in names})
+        kept_bounds = _bound_weights({n: bounds[n]["sums"] for n in singles})
+        if SHIFT in bounds:
+            kept_bounds = {n: w * (1 - SHIFT_PART) for n, w in kept_bounds.items()} | {SHIFT: SHIFT_PART}
         marks.append(
             {
                 "look": look,
@@ -141,6 +175,8 @@ def weigh_shares(
                 "weights": {n: compact(w) for n, w in kept_bounds.items()},
             }
         )
+        if SHIFT in kept_bounds and "cgf" in bounds[SHIFT]:
+            marks[-1]["cgf"] = [compact(x) for x in bounds[SHIFT]["cgf"]]
     memory["marks"] = [m for m in marks if kept(int(m["look"]), look)]
     return ShareWeighing(tests, strongest, {n: float(phi[0, col]) for col, n in enumerate(names)})
 
@@ -184,30 +220,45 @@ def _minus(a: list[float], b: list[float]) -> list[float]:
 
 
 def _observe(
-    state: dict[str, Any], x: float, b: float, n_c: float, n_b: float, tau: float, length: float = 1.0
+    state: dict[str, Any],
+    x: float,
+    b: float,
+    n_c: float,
+    n_b: float,
+    tau: float,
+    length: float = 1.0,
+    spread: tuple[float, float] | None = None,
 ) -> tuple[float, float] | None:
     """Fold one interval of one bound into its sums; return the pair it makes with the
     interval before (its χ² and identification weight), if any. `tau` is the wobble bound
-    before this interval; `length` the interval's, in looks (`stats.wobble_share`)."""
+    before this interval; `length` the interval's, in looks (`stats.wobble_share`).
+
+    `x` and `b` are each arm's slow requests, or for the bounds read together (`_shift`)
+    each arm's sum of its requests' scores in [0, 1]; then `spread` is the score's variance
+    over the interval's requests and how far its mean moves for a unit of wobble in the
+    arms' log odds, both q(1 − q) for a single bound. A score in [0, 1] with mean q has no
+    larger CGF than a Bernoulli(q), and its draws into the canary without replacement none
+    larger than with (Hoeffding 1963), so both bounds on the CGF below hold for it too."""
     if n_c <= 0 or n_b <= 0:
         return None
     x = min(x, n_c)
     q = min((x + b) / (n_c + n_b), 1.0)
     own = n_c / (n_c + n_b)
+    variance, moved = spread if spread is not None else (q * (1 - q), q * (1 - q))
     sums = state["sums"]
     # Pods' wobble moves each arm's log odds by about the same whatever the share, so its
     # variance in the shares is τ²·(q(1 − q))², τ² on the log-odds scale: a tail bound's
     # share can jump thirtyfold in a shock, and a τ² in units of share fitted to the quiet
     # intervals would trust the shock's. Each arm's share wobbling by s² adds n(n − 1)s² to
     # its count, and X − n_c·q = (1 − ρ)X − ρB puts both arms in it.
-    scale = (q * (1 - q)) ** 2
+    scale = moved * moved
     wobble = max(n_c * n_c - n_c / (2 * (1 - own)), 0.0) * scale
     # No one interval may count for more than CLIP_SPREADS of its spread: far in the tail of
     # a narrow distribution, pods a little slower move a share eightyfold, which no variance
     # describes, and one such interval is all a restart made just before it would see. The
     # clip is set before the interval is read (by its margins and the noise so far), and a
     # count clipped from above keeps the bound on its CGF, so the test stays an e-process.
-    var = n_c * q * (1 - q)
+    var = n_c * variance
     clipped = min(x, n_c * q + CLIP_SPREADS * math.sqrt(var + tau * wobble))
     for i, add in enumerate((clipped, n_c * q, var, wobble, n_c * _kearns_saul(q), n_c, n_c + n_b)):
         sums[i] += add
@@ -215,7 +266,7 @@ def _observe(
     # interval's margins: exactly the hypergeometric's, so that a pair's χ² is 1 on average
     # without over-dispersion however few requests the interval had.
     n = n_c + n_b
-    d, v = x / n_c - q, (q * (1 - q) * (1 - own) / n_c) * (n / (n - 1) if n > 1 else 0.0)
+    d, v = x / n_c - q, (variance * (1 - own) / n_c) * (n / (n - 1) if n > 1 else 0.0)
     before = state.get("before")
     state["before"] = [d, v, scale, length]
     if before is None or v + before[1] <= 0:
@@ -228,6 +279,82 @@ def _observe(
     pairs = state["pairs"]
     pairs[0], pairs[1], pairs[2] = pairs[0] + pair[0], pairs[1] + pair[1], pairs[2] + 1
     return pair
+
+
+def _pooled_shares(reading: Reading) -> dict[str, float]:
+    """Each bound's share of both arms' requests slower than it, over the step so far."""
+    n = reading.canary[-1] + reading.baseline[-1]
+    if n <= 0:
+        return {}
+    return {name: sum(key.counts(reading.canary, reading.baseline)) / n for name, key in reading.keys.items()}
+
+
+def _shift(
+    counts: dict[str, tuple[float, float]], shares: dict[str, float], n: float
+) -> tuple[tuple[float, float], tuple[float, float], list[float]] | None:
+    """One interval's bounds read together: each request scored by the weighted number of
+    bounds it is slower than, weights summing to 1, and each arm's sum of scores; with the
+    score's variance over the interval's requests and its move per unit of log-odds wobble
+    (`_observe`), and the CGF of one request's score drawn from the interval's, at each tilt
+    (`_TILTS`). None where no bound splits the step's requests.
+
+    Given the margins, the canary's scores are drawn without replacement from the
+    interval's, so their sum has no larger CGF than n_c draws with replacement (Hoeffding
+    1963): the score's own CGF, known from the margins, bounds it exactly where Bennett's
+    bound, made for a share, charges a score spread over [0, 1] as if every request scored
+    0 or 1 (about half the evidence at a quiet service's typical shift).
+
+    A shift of log latency moves every bound's share, and each bound's binomial noise is
+    partly its own: at a quiet service, where a few requests an interval spread over the
+    buckets, the score is surer than any one bound, as a rank test is than a median test.
+    The weights are those that read the bounds' probit differences together
+    (`stats.shift_weights`), put on the shares' scale, at the step's pooled shares so far:
+    this interval's margins and the intervals before, never either arm's own shares here, so
+    the score's mean under the null is still the pooled one."""
+    import numpy as np
+    from scipy.special import ndtri
+
+    used = [name for name in counts if 0.0 < shares.get(name, 0.0) < 1.0]
+    if not used or n <= 0:
+        return None
+    pooled = np.array([shares[name] for name in used])
+    on_probits, _ = shift_weights(pooled)
+    z = ndtri(pooled)
+    weights = on_probits / (np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
+    if weights.sum() <= 0:
+        return None
+    weights /= weights.sum()
+    canary = np.array([counts[name][0] for name in used])
+    baseline = np.array([counts[name][1] for name in used])
+    q = np.clip((canary + baseline) / n, 0.0, 1.0)
+    variance = float(weights @ (np.minimum.outer(q, q) - np.outer(q, q)) @ weights)
+    return (
+        (float(weights @ canary), float(weights @ baseline)),
+        (max(variance, 0.0), float(weights @ (q * (1 - q)))),
+        _score_cgf(weights, q, pooled),
+    )
+
+
+def _score_cgf(weights: Any, shares: Any, order: Any) -> list[float]:
+    """log E e^(ψ(S − m)) at each tilt, S the score of a request drawn from an interval whose
+    shares slower than the bounds are `shares` and m its mean there, Σ weights·shares. A
+    request slower than the bounds with the k largest shares scores the sum of their
+    weights. Each arm's `increase` is extrapolated bucket by bucket, so an interval's shares
+    need not be nested; they are made so by lowering each to the least of those below it,
+    which lowers the spread of S and the mean it is centred at, and the canary's score is
+    still centred at the larger mean: the safe side."""
+    import numpy as np
+
+    rank = np.argsort(-np.asarray(order), kind="stable")
+    nested = np.minimum.accumulate(np.asarray(shares, dtype=float)[rank])
+    scores = np.concatenate(([0.0], np.cumsum(np.asarray(weights, dtype=float)[rank])))
+    mass = -np.diff(np.concatenate(([1.0], nested, [0.0])))
+    mean = float(mass @ scores)
+    psi = np.array(_TILTS)[:, None]
+    top = psi * (scores[None] - mean)
+    peak = top.max(axis=1)
+    cgf = peak + np.log(np.exp(top - peak[:, None]) @ mass)
+    return [float(x) for x in np.maximum(cgf, 0.0)]
 
 
 def _bound_weights(sums: dict[str, list[float]]) -> dict[str, float]:

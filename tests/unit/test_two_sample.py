@@ -152,3 +152,93 @@ def test_an_interval_a_missed_scrape_made_longer_is_read_as_averaging_the_wobble
     as_one_look, as_read = dispersion(False), dispersion(True)
     assert as_read[0] > 1.2 * as_one_look[0] > 1.2
     assert as_read[1] > 1.2 * as_one_look[1] > 1.2
+
+
+def _allocations(buckets: list[int], n_c: int) -> Any:
+    """Every way the canary can take n_c of the pooled requests in `buckets` (fastest first),
+    with its multivariate hypergeometric probability."""
+    from itertools import product
+
+    total = math.comb(sum(buckets), n_c)
+    for taken in product(*(range(min(k, n_c) + 1) for k in buckets)):
+        if sum(taken) == n_c:
+            yield taken, math.prod(math.comb(k, y) for k, y in zip(buckets, taken, strict=True)) / total
+
+
+@pytest.mark.parametrize(
+    ("buckets", "n_c"),
+    [((3, 2, 4, 1), 2), ((1, 5, 2, 2), 4), ((6, 1, 1, 3), 5), ((2, 2, 2, 2), 1), ((0, 4, 4, 1), 3)],
+)
+def test_the_bounds_read_together_are_an_e_value_given_the_margins(
+    buckets: tuple[int, ...], n_c: int
+) -> None:
+    """A canary exactly as slow as tolerated draws its requests from the pooled ones without
+    replacement: its score sum, tilted with the score's own CGF, averages ≤ 1 at every tilt,
+    and that CGF is below Bennett's and Kearns & Saul's bounds for a share of the same mean
+    and variance."""
+    from shiprail.gates.two_sample import _TILTS, _shift
+
+    n = sum(buckets)
+    bounds = [str(i) for i in range(1, len(buckets))]  # bound i: slower than bucket i − 1
+    pooled = {b: sum(buckets[int(b) :]) / n for b in bounds}
+    means = np.zeros(len(_TILTS))
+    cgf: list[float] = []
+    for taken, p in _allocations(list(buckets), n_c):
+        counts = {
+            b: (float(sum(taken[int(b) :])), float(sum(buckets[int(b) :]) - sum(taken[int(b) :])))
+            for b in bounds
+        }
+        shift = _shift(counts, pooled, n)
+        assert shift is not None
+        (x, b_sum), (variance, _), cgf = shift
+        q = (x + b_sum) / n
+        means += p * np.exp(np.array(_TILTS) * (x - n_c * q) - n_c * np.array(cgf))
+    assert np.all(means <= 1 + 1e-9), means
+    psi = np.array(_TILTS)
+    assert np.all(
+        np.array(cgf) <= np.minimum((np.exp(psi) - 1 - psi) * variance, psi * psi * _kearns_saul(q)) + 1e-12
+    )
+    # Not a bound so loose it could not fail: the largest tilt's average is near 1.
+    assert means.max() > 0.5
+
+
+def _quiet_slowdown(memory: dict[str, Any], rng: np.random.Generator, factor: float) -> tuple[int, Any]:
+    """A quiet service (4 canary requests a look, 40 baseline) on the client libraries'
+    default buckets, the canary `factor`× slower from the start. The first look the count
+    test's mixture reaches 100 (81 if never), and the weighing there."""
+    les = np.array([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000], dtype=float)
+    keys = {f"{le:g}": Key(((j, 1.0),), j) for j, le in enumerate(les)}
+    canary, baseline = np.zeros(len(les) + 1), np.zeros(len(les) + 1)
+    for look in range(1, 81):
+        for arm, n, median in ((canary, 4, 100 * factor), (baseline, 40, 100.0)):
+            latency = median * np.exp(rng.normal(0, 0.6, n))
+            arm += [*(latency > les[:, None]).sum(axis=1), n]
+        weighing = weigh_shares(memory, Reading(list(canary), list(baseline), keys), planned_looks=80)
+        if mixture(weighing.tests, 80) >= 100:
+            return look, weighing
+    return 81, weighing
+
+
+def test_a_quiet_service_s_slowdown_is_caught_sooner_with_the_bounds_read_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shiprail.gates import two_sample
+
+    together = [_quiet_slowdown({}, np.random.default_rng(seed), 1.6)[0] for seed in range(12)]
+    monkeypatch.setattr(two_sample, "SHIFT_PART", 0.0)
+    apart = [_quiet_slowdown({}, np.random.default_rng(seed), 1.6)[0] for seed in range(12)]
+    assert max(together) <= 80
+    assert np.mean(together) < 0.85 * np.mean(apart)
+    assert sum(t < a for t, a in zip(together, apart, strict=True)) > sum(
+        t > a for t, a in zip(together, apart, strict=True)
+    )
+
+
+def test_the_verdict_names_a_bound_never_the_bounds_read_together() -> None:
+    from shiprail.gates.two_sample import SHIFT
+
+    memory: dict[str, Any] = {}
+    look, weighing = _quiet_slowdown(memory, np.random.default_rng(1), 2.0)
+    assert look <= 80 and SHIFT in memory["bounds"]
+    assert weighing.strongest is not None and weighing.strongest != SHIFT
+    assert float(weighing.strongest) > 0
