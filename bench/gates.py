@@ -518,9 +518,12 @@ def main(argv: list[str] | None = None) -> None:
         for scenario, report in zip(corpus, pool.map(_evaluate_cell, jobs), strict=True):
             cells.append({"scenario": asdict(scenario), "strategies": report})
             done += scenario.repetitions
+            # Each cell's rollbacks as it ends, so an hour-long run that is stopped early has
+            # still said what it found.
+            fired = ", ".join(f"{name} {report[name]['rollbacks']}" for name in names)
             print(
                 f"  {scenario.name}: {scenario.repetitions} runs ({done:,} of {total:,}),"
-                f" {time.monotonic() - started:.0f}s",
+                f" {time.monotonic() - started:.0f}s; rolled back: {fired}",
                 file=sys.stderr,  # progress: `> report.md` keeps only the report
                 flush=True,
             )

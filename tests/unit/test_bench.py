@@ -340,6 +340,11 @@ def test_a_random_cell_run_prints_the_summary(capsys: pytest.CaptureFixture[str]
     out, err = capsys.readouterr()
     assert "Cells won–lost against each other" in out and "shiprail" in out
     assert "r000-good: 2 runs (2 of 6)" in err and "of 6)" not in out  # progress apart from the report
+    # Each cell's rollbacks by strategy, as it ends.
+    progress = next(line for line in err.splitlines() if "r000-good" in line)
+    fired = dict(part.rsplit(" ", 1) for part in progress.split("rolled back: ")[1].split(", "))
+    assert set(fired) == {strategy.name for strategy in STRATEGIES}
+    assert all(int(n) in (0, 1, 2) for n in fired.values())
 
 
 def test_good_repetitions_override_only_the_good_cells(capsys: pytest.CaptureFixture[str]) -> None:
