@@ -24,9 +24,12 @@ mean, with the noncentral t's power. It is how soon a test that knew the onset, 
 and the effect but not the noise could decide (`bench.oracle_buckets` reports it).
 
 Common-mode noise (both arms' rates or latencies moving together, and the shocks) cancels
-in a comparison at the same point, but not where the canary is read at (1 + δ)·b and the
-baseline at b, or its rate against (1 + δ)× the baseline's: the oracle counts what is left
-of it, to first order.
+under the null: there the canary's rate is (1 + δ)× the baseline's and a common multiplier
+moves both sides of the difference alike, and its share slower than (1 + δ)·b sits at the
+same point of its distribution as the baseline's at b. Under the truth it does not cancel,
+and the oracle counts what is left of it, to first order, in its power only. A shock
+multiplies both error rates by more than 1, so where the canary is worse it only ever raises
+the difference: the lower tail the power is judged on is that of the unshocked ticks.
 """
 
 from __future__ import annotations
@@ -129,8 +132,11 @@ class Oracle:
         tolerated = 1 + self.error_tolerance
         # The generator's per-arm gamma noise has cv = dispersion / 2.
         noise = s.dispersion / 2
-        # A common multiplier g of both rates moves D by (rate_c − tolerated·rate_b)·Δg.
-        common = 3 * s.shock_probability * (s.shock_factor - 1) ** 2 + s.dispersion**2
+        # A common multiplier g of both rates moves D by (rate_c − tolerated·rate_b)·Δg. A
+        # shock's g > 1 only ever raises D where the canary is worse, so it widens the upper
+        # tail, never the lower one the power needs (`bench.oracle_power` checks it).
+        shocks = 3 * s.shock_probability * (s.shock_factor - 1) ** 2 if s.shock_factor < 1 else 0.0
+        common = s.dispersion**2 + shocks
         return _margin(
             requests,
             Arm(rate_c, rate_c * noise, tolerated * rate_b, tolerated * rate_b * noise, rate_c),
@@ -260,12 +266,18 @@ def _margin(
 ) -> np.ndarray:
     """E[D] − z_α·sd₀(D) − z_β·sd₁(D) at each horizon (z at each horizon, `Oracle._z`), for D = p̂_c − tolerated · p̂_b, where
     p̂ is an arm's share of bad requests over the ticks used so far: the fixed-horizon test
-    has its power once this is ≥ 0. sd₀ is D's spread under the null, sd₁ under the truth."""
+    has its power once this is ≥ 0. sd₀ is D's spread under the null, sd₁ under the truth;
+    the common-mode part (`common`, the variance of a unit shift) moves D under the truth
+    only, since under the null the arms' sensitivities to it are equal."""
     n_c, n_b = requests[0] * used, requests[1] * used
     cn_c, cn_b = np.cumsum(n_c), np.cumsum(n_b)
 
     def sd(
-        share_c: np.ndarray, spread_c: np.ndarray, share_b: np.ndarray, spread_b: np.ndarray
+        share_c: np.ndarray,
+        spread_c: np.ndarray,
+        share_b: np.ndarray,
+        spread_b: np.ndarray,
+        shared: np.ndarray | float,
     ) -> np.ndarray:
         var_c = np.cumsum(n_c * share_c * (1 - share_c) + (n_c * spread_c) ** 2) / cn_c**2
         var_b = np.cumsum(n_b * share_b * (1 - share_b) + (n_b * spread_b) ** 2) / cn_b**2
@@ -277,8 +289,8 @@ def _margin(
         # arms' traffic keeps the same split, so the canary's weights serve for both).
         shared = np.cumsum((n_c * (canary.common - tolerated * baseline.common)) ** 2) / cn_c**2 * common
         mean = np.cumsum(n_c * canary.share) / cn_c - tolerated * np.cumsum(n_b * baseline.share) / cn_b
-        sd0 = sd(canary.null_share, canary.null_spread, baseline.null_share, baseline.null_spread)
-        sd1 = sd(canary.share, canary.spread, baseline.share, baseline.spread)
+        sd0 = sd(canary.null_share, canary.null_spread, baseline.null_share, baseline.null_spread, 0.0)
+        sd1 = sd(canary.share, canary.spread, baseline.share, baseline.spread, shared)
         margin = mean - z[0] * sd0 - z[1] * sd1
     result: np.ndarray = np.where(np.isfinite(margin), margin, -np.inf)
     return result

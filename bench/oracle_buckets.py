@@ -12,12 +12,15 @@ seen. `noise="learned"` is the same test as a t-test that reads its scale from t
 before the regression and since: how soon a fixed-horizon test that knew everything but
 the noise could decide.
 
-This reads a `bench.gates` result (JSON), redraws each latency cell's streams as the run
-drew them, and reports, for one strategy, its median time to detect against the oracle the
-run used, against the oracle on bucket counts and against the oracle that learns its
-noise, cell by cell and as the median over the latency cells of ×1.5 and more. The exact
-oracle is the yardstick the targets are judged on; this says how much of what is left is
-the histogram's resolution, and how much a fixed-horizon test would pay for the noise.
+This reads a `bench.gates` result (JSON), redraws each latency and error cell's streams as
+the run drew them, and reports, for one strategy, its median time to detect against the
+oracle as `bench.oracle` has it now (beside the horizon the run stored, which an older
+oracle may have set), against the oracle on bucket counts (latency only) and against the
+oracle that learns its noise, cell by cell and as the median over the latency cells of
+×1.5 and more and the error cells of ×2 and more. The exact oracle is the yardstick the
+targets are judged on; this says how much of what is left is the histogram's resolution,
+and how much a fixed-horizon test would pay for the noise, and it holds a result made
+before a change to the oracle against the oracle as it is.
 
     python -m bench.oracle_buckets bench/results/gates-random-2031.json
 """
@@ -38,16 +41,18 @@ from bench.gates import shiprail_oracle
 from bench.oracle import Oracle
 from bench.streams import TICK, Scenario, generate
 
-# The latency regressions the detection target is set for (×1.5 and more).
-LARGE = 1.5
+# The regressions the detection targets are set for: latency ×1.5 and more, errors ×2 and more.
+LARGE = {"latency": 1.5, "error": 2.0}
 
 
 @dataclass(frozen=True)
 class Floors:
     scenario: str
-    latency_factor: float
-    exact_s: float | None  # the oracle's median horizon (s), as the run reports it
-    buckets_s: float | None  # … and that of the oracle on bucket counts
+    kind: str  # "latency" or "error"
+    factor: float  # the regression: how much slower, or how many times the errors
+    stored_s: float | None  # the oracle's median horizon (s) as the run reported it
+    exact_s: float | None  # … and as `bench.oracle` has it now
+    buckets_s: float | None  # … and that of the oracle on bucket counts (latency only)
     learned_s: float | None  # … and that of the oracle that reads its noise from the ticks
     detected_min: float | None  # the strategy's median time to detect over all runs (min)
 
@@ -73,7 +78,7 @@ def median_horizon(oracle: Oracle, s: Scenario) -> float | None:
 
 
 def floors(result: dict[str, Any], strategy: str) -> list[Floors]:
-    """Each latency cell of a `bench.gates` result, against both oracles."""
+    """Each latency and error cell of a `bench.gates` result, against each oracle."""
     exact = shiprail_oracle()
     buckets = replace(exact, reading="buckets")
     learned = replace(exact, noise="learned")
@@ -81,20 +86,23 @@ def floors(result: dict[str, Any], strategy: str) -> list[Floors]:
     for cell in result["scenarios"]:
         s = Scenario(**cell["scenario"])
         row = cell["strategies"].get(strategy)
-        if s.kind != "latency" or row is None:
+        if s.kind not in LARGE or row is None:
             continue
         if "ttd_median_all_min" not in row:
             raise ValueError(
                 f"{s.name}: made before bench.gates timed strategies against the oracle; run it again"
             )
         stored = row.get("oracle_horizon_min")
+        drawn = replace(s, repetitions=row["runs"])
         out.append(
             Floors(
                 scenario=s.name,
-                latency_factor=s.latency_factor,
-                exact_s=None if stored is None else stored * 60,
-                buckets_s=median_horizon(buckets, replace(s, repetitions=row["runs"])),
-                learned_s=median_horizon(learned, replace(s, repetitions=row["runs"])),
+                kind=s.kind,
+                factor=s.latency_factor if s.kind == "latency" else s.error_factor,
+                stored_s=None if stored is None else stored * 60,
+                exact_s=median_horizon(exact, drawn),
+                buckets_s=median_horizon(buckets, drawn) if s.kind == "latency" else None,
+                learned_s=median_horizon(learned, drawn),
                 detected_min=row.get("ttd_median_all_min"),
             )
         )
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.oracle_buckets", description=__doc__)
     parser.add_argument("result", type=Path, help="a bench.gates result (JSON)")
     parser.add_argument("--strategy", default="shiprail", help="the strategy to report (shiprail)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per latency cell")
+    parser.add_argument("--json", action="store_true", help="one JSON object per latency or error cell")
     args = parser.parse_args(argv)
     try:
         result = json.loads(args.result.read_text())
@@ -147,24 +155,29 @@ def main(argv: list[str] | None = None) -> None:
             )
         else:
             print(
-                f"{f.scenario:22s} oracle {_s(f.exact_s):>7}  on buckets {_s(f.buckets_s):>7}"
-                f"  learning its noise {_s(f.learned_s):>7}  {args.strategy} ÷ oracle"
-                f" {_fmt(f.ratio(f.exact_s)):>6}  ÷ on buckets {_fmt(f.ratio(f.buckets_s)):>6}"
-                f"  ÷ learning {_fmt(f.ratio(f.learned_s)):>6}"
+                f"{f.scenario:22s} oracle {_s(f.exact_s):>7} (run: {_s(f.stored_s):>7})"
+                f"  on buckets {_s(f.buckets_s):>7}  learning its noise {_s(f.learned_s):>7}"
+                f"  {args.strategy} ÷ oracle {_fmt(f.ratio(f.exact_s)):>6}"
+                f"  ÷ on buckets {_fmt(f.ratio(f.buckets_s)):>6}  ÷ learning {_fmt(f.ratio(f.learned_s)):>6}"
             )
     if args.json:
         return
-    large = [f for f in rows if f.latency_factor >= LARGE]
-    for label, pick in (
-        ("the oracle", lambda f: f.exact_s),
-        ("the oracle on bucket counts", lambda f: f.buckets_s),
-        ("the oracle that learns its noise", lambda f: f.learned_s),
-    ):
-        median, within, judged = _median([f.ratio(pick(f)) for f in large])
-        print(
-            f"latency ×{LARGE:g}+: {args.strategy}'s median time to detect ÷ {label}: {_fmt(median)}"
-            f" ({within} of {judged} cells within 2×)"
-        )
+    for kind, label_kind in (("latency", "latency"), ("error", "errors")):
+        large = [f for f in rows if f.kind == kind and f.factor >= LARGE[kind]]
+        if not large:
+            continue
+        yardsticks = [
+            ("the oracle", lambda f: f.exact_s),
+            ("the oracle the run used", lambda f: f.stored_s),
+            ("the oracle on bucket counts", lambda f: f.buckets_s),
+            ("the oracle that learns its noise", lambda f: f.learned_s),
+        ]
+        for label, pick in yardsticks if kind == "latency" else yardsticks[:2] + yardsticks[3:]:
+            median, within, judged = _median([f.ratio(pick(f)) for f in large])
+            print(
+                f"{label_kind} ×{LARGE[kind]:g}+: {args.strategy}'s median time to detect ÷ {label}:"
+                f" {_fmt(median)} ({within} of {judged} cells within 2×)"
+            )
     sys.stdout.flush()
 
 

@@ -1,14 +1,17 @@
 """How much power the oracle's test really has at its horizon.
 
 The oracle (`bench.oracle`) finds its horizon from a normal model of its statistic, with the
-generator's common-mode noise (the shared wobble and the shocks that double both arms'
-latency) counted to first order. This draws the statistic itself, many times, as the
-generator draws a stream (`bench.streams.generate`: Poisson requests, the shared wobble with
-cv = dispersion/3, shocks doubling both medians for three ticks, each arm's own wobble with
-cv = dispersion/6, the regression on the canary's median), for the one bound the oracle
-decides a latency cell on, and reports the share of draws its fixed-horizon test rejects at
-the horizon and one tick before, against a critical value drawn the same way under the null
-(the canary exactly (1 + δ)× slower). Power near 99 % at the horizon and below it a tick
+generator's common-mode noise (the shared wobble and the shocks) counted to first order. This
+draws the statistic itself, many times, as the generator draws a stream
+(`bench.streams.generate`), and reports the share of draws its fixed-horizon test rejects at
+the horizon and one tick before, against a critical value drawn the same way under the null.
+On a latency cell: Poisson requests, the shared wobble with cv = dispersion/3, shocks
+doubling both medians for three ticks, each arm's own wobble with cv = dispersion/6 and the
+regression on the canary's median, at the one bound the oracle decides the cell on; the
+null has the canary exactly (1 + δ)× slower. On an error cell: Poisson requests, both
+arms' rates times the shared wobble (cv = dispersion) and the shocks, each arm's own wobble
+(cv = dispersion/2) and the regression on the canary's rate; the null has the canary's
+rate exactly (1 + δ)× the baseline's. Power near 99 % at the horizon and below it a tick
 earlier means the horizon is what the test needs: the yardstick is neither lenient nor
 out of reach.
 
@@ -35,24 +38,31 @@ from bench.streams import TICK, Scenario, _factor
 class Power:
     scenario: str
     horizon_tick: int
-    bound_ms: float
+    bound_ms: float | None  # the bound a latency cell is decided on; None for errors
     at_horizon: float  # the share of draws the test rejects with the data up to its horizon
     tick_before: float  # … and with one tick less
 
 
 def power(oracle: Oracle, s: Scenario, runs: int, rng: np.random.Generator) -> Power | None:
-    """The oracle's test on `runs` draws of a latency cell, or None where it never decides."""
-    tick, bound = oracle.horizon_tick(s), oracle.latency_bound(s)
-    if tick is None or bound is None:
+    """The oracle's test on `runs` draws of a latency or error cell, or None where it never
+    decides."""
+    tick = oracle.horizon_tick(s)
+    bound = oracle.latency_bound(s) if s.kind == "latency" else None
+    if tick is None or (s.kind == "latency" and bound is None):
         return None
     t, requests, used = oracle.layout(s)
     ticks = np.flatnonzero(used[:tick])
     if not len(ticks):
         return None
-    slower = _factor(s, s.latency_factor, t)[ticks]
-    tolerated = np.full(len(ticks), 1 + oracle.latency_tolerance)
-    null = _statistic(s, oracle, bound, requests[:, ticks], tolerated, runs, rng)
-    truth = _statistic(s, oracle, bound, requests[:, ticks], slower, runs, rng)
+    if bound is not None:
+        slower = _factor(s, s.latency_factor, t)[ticks]
+        tolerated = np.full(len(ticks), 1 + oracle.latency_tolerance)
+        null = _statistic(s, oracle, bound, requests[:, ticks], tolerated, runs, rng)
+        truth = _statistic(s, oracle, bound, requests[:, ticks], slower, runs, rng)
+    else:
+        worse = _factor(s, s.error_factor, t)[ticks]
+        null = _error_statistic(s, oracle, requests[:, ticks], None, runs, rng)
+        truth = _error_statistic(s, oracle, requests[:, ticks], worse, runs, rng)
 
     def rejected(column: int) -> float:
         if column < 0:
@@ -91,6 +101,33 @@ def _statistic(
     return statistic
 
 
+def _error_statistic(
+    s: Scenario,
+    oracle: Oracle,
+    requests: np.ndarray,
+    worse: np.ndarray | None,
+    runs: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """D = the canary's share of errors − (1 + δ)× the baseline's, over the ticks read so
+    far: runs × ticks. `worse` is the canary's rate over the baseline's per tick; None
+    draws the null, the canary's rate exactly (1 + δ)× the baseline's."""
+    n = requests.shape[1]
+    tolerated = 1 + oracle.error_tolerance
+    counts = rng.poisson(requests[None], size=(runs, 2, n))
+    # A shock starting at a tick multiplies both arms' rates for it and the next two.
+    starts = rng.random((runs, n + 2)) < s.shock_probability
+    shocked = starts[:, 2:] | starts[:, 1:-1] | starts[:, :-2]
+    common = _gamma(rng, s.dispersion, (runs, n)) * np.where(shocked, s.shock_factor, 1.0)
+    rates = s.base_error_rate * common[:, None] * _gamma(rng, s.dispersion / 2, (runs, 2, n))
+    rates[:, 0] *= tolerated if worse is None else worse
+    errors = rng.binomial(counts, np.clip(rates, 0.0, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = np.cumsum(errors, axis=2) / np.cumsum(counts, axis=2)
+    statistic: np.ndarray = np.nan_to_num(shares[:, 0] - tolerated * shares[:, 1], nan=0.0)
+    return statistic
+
+
 def _gamma(rng: np.random.Generator, cv: float, shape: tuple[int, ...]) -> np.ndarray:
     if cv <= 0:
         return np.ones(shape)
@@ -107,27 +144,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per cell")
     args = parser.parse_args(argv)
     oracle, rng = shiprail_oracle(), np.random.default_rng(args.seed)
-    found = []
+    found: dict[str, list[Power]] = {"latency": [], "error": []}
     for s in draw(args.cells, args.seed):
-        if s.kind != "latency":
+        if s.kind not in found:
             continue
         p = power(oracle, s, args.runs, rng)
         if p is None:
             continue
-        found.append(p)
+        found[s.kind].append(p)
         if args.json:
-            print(json.dumps(p.__dict__))
+            print(json.dumps({"kind": s.kind, **p.__dict__}))
         else:
+            where = "errors" if p.bound_ms is None else f"bound {p.bound_ms:g} ms"
             print(
-                f"{p.scenario:22s} horizon {p.horizon_tick * TICK - s.regression_start:7.0f} s  bound {p.bound_ms:g} ms"
+                f"{p.scenario:22s} horizon {p.horizon_tick * TICK - s.regression_start:7.0f} s  {where}"
                 f"  power {p.at_horizon:6.1%} (a tick before: {p.tick_before:6.1%})"
             )
-    if found and not args.json:
-        at = sorted(p.at_horizon for p in found)
-        print(
-            f"{len(found)} latency cells the oracle decides: power at its horizon median {np.median(at):.1%}, "
-            f"lowest {at[0]:.1%}; {sum(p.at_horizon >= POWER for p in found)} at or above {POWER:.0%}"
-        )
+    for kind, cells in found.items():
+        if cells and not args.json:
+            at = sorted(p.at_horizon for p in cells)
+            print(
+                f"{len(cells)} {kind} cells the oracle decides: power at its horizon median {np.median(at):.1%}, "
+                f"lowest {at[0]:.1%}; {sum(p.at_horizon >= POWER for p in cells)} at or above {POWER:.0%}"
+            )
 
 
 if __name__ == "__main__":
