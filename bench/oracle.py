@@ -18,6 +18,13 @@ as fast as a power law, is the chord of log share against log latency between th
 oracle reading that chord of the canary's true shares, with their wobble: how soon a test
 that knew everything but saw only the histogram could decide (`bench.oracle_buckets`).
 
+Its horizon is where its test has that power as the generator draws the streams
+(`power="drawn"`, `bench.oracle_draws`): the share of draws under the truth beyond the
+null's 99th percentile reaches 99 %. A normal model of the statistic picks the bounds worth
+drawing and is what the other readings and noises below use (`power="modelled"`); alone it
+overstates the power where a tick holds a few requests, and put quiet cells' horizons where
+the test rejected in two draws of three.
+
 `noise="learned"` takes the noise from it: a t-test that reads its scale from the ticks
 before the regression (from the warm-up's end) and the ticks since, each part about its own
 mean, with the noncentral t's power. It is how soon a test that knew the onset, the bound
@@ -47,6 +54,13 @@ from shiprail.gates.stats import interpolate_survival
 POWER = 0.99
 READINGS = ("exact", "buckets")
 NOISES = ("known", "learned")
+POWERS = ("drawn", "modelled")
+# Draws of the statistic under the null and under the truth per bound tried: the null's
+# 99th percentile then rests on 50 draws beyond it, and a power of 99 % is read to ±0.15 %.
+DRAWS = 5000
+# The bounds drawn on a latency cell: those the normal model has deciding first. On a quiet
+# cell it ranks them by power it overstates, so more than one is drawn.
+CANDIDATES = 4
 
 
 @dataclass(frozen=True)
@@ -61,12 +75,20 @@ class Oracle:
     reading: str = "exact"
     # Whether the test knows the noise, or reads its scale from the ticks it has seen.
     noise: str = "known"
+    # How the horizon's power is found: by drawing the statistic as the generator draws
+    # streams (`bench.oracle_draws`, the yardstick), or from the normal model alone (what
+    # the other readings and noises have, and what picks the bounds worth drawing).
+    power: str = "drawn"
 
     def __post_init__(self) -> None:
         if self.reading not in READINGS:
             raise ValueError(f"reading must be one of {', '.join(READINGS)}, got {self.reading!r}")
         if self.noise not in NOISES:
             raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}")
+        if self.power not in POWERS:
+            raise ValueError(f"power must be one of {', '.join(POWERS)}, got {self.power!r}")
+        if self.power == "drawn" and (self.reading, self.noise) != ("exact", "known"):
+            raise ValueError('power="drawn" draws the exact reading with known noise only; use "modelled"')
 
     def horizon(self, s: Scenario) -> float | None:
         """Seconds from the regression's start to the end of the data the oracle decides on,
@@ -87,16 +109,39 @@ class Oracle:
     def horizon_tick(self, s: Scenario) -> int | None:
         """The first tick k whose data (ticks 0 … k − 1, as a strategy deciding at k has seen)
         gives the oracle its power, or None."""
+        return self._decision(s)[0]
+
+    def _decision(self, s: Scenario) -> tuple[int | None, float | None]:
+        """The horizon tick and the bound (ms) it is reached at (None for errors)."""
         if s.kind == "good":
-            return None
+            return None, None
+        modelled = self._modelled_ticks(s)
+        if self.power == "drawn":
+            return _drawn(self, s, tuple(sorted(modelled.items(), key=lambda x: (x[1], x[0] or 0.0))))
+        if not modelled:
+            return None, None
+        tick = min(modelled.values())
+        if s.kind == "error":
+            return tick, None
         t, requests, used = self.layout(s)
-        margin = (self._error_margin if s.kind == "error" else self._latency_margin)(s, t, requests, used)
-        # Strictly positive: where both arms' shares are 0 (a bound far out in a narrow
-        # distribution) the margin is 0 with no evidence at all, and no test decides there.
-        reached = np.flatnonzero(margin > 0)
-        if not len(reached):
-            return None
-        return int(reached[0]) + 1
+        margins = self._latency_margins(s, t, requests, used)
+        return tick, max(margins, key=lambda bound: margins[bound][tick - 1])
+
+    def _modelled_ticks(self, s: Scenario) -> dict[float | None, int]:
+        """Each bound's first tick with power under the normal model (errors: None's)."""
+        t, requests, used = self.layout(s)
+        if s.kind == "error":
+            margins: dict[float | None, np.ndarray] = {None: self._error_margin(s, t, requests, used)}
+        else:
+            margins = {bound: m for bound, m in self._latency_margins(s, t, requests, used).items()}
+        ticks = {}
+        for bound, margin in margins.items():
+            # Strictly positive: where both arms' shares are 0 (a bound far out in a narrow
+            # distribution) the margin is 0 with no evidence at all, and no test decides there.
+            reached = np.flatnonzero(margin > 0)
+            if len(reached):
+                ticks[bound] = int(reached[0]) + 1
+        return ticks
 
     @staticmethod
     def layout(s: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,23 +192,10 @@ class Oracle:
             common,
         )
 
-    def _latency_margin(
-        self, s: Scenario, t: np.ndarray, requests: np.ndarray, used: np.ndarray
-    ) -> np.ndarray:
-        best = np.full(len(t), -np.inf)
-        for margin in self._latency_margins(s, t, requests, used).values():
-            best = np.maximum(best, margin)
-        return best
-
     def latency_bound(self, s: Scenario) -> float | None:
         """The bucket bound (ms) the oracle decides a latency cell on: the baseline read
         there and the canary at (1 + δ)× it, the one whose test has its power first."""
-        tick = self.horizon_tick(s)
-        if tick is None or s.kind != "latency":
-            return None
-        t, requests, used = self.layout(s)
-        margins = self._latency_margins(s, t, requests, used)
-        return max(margins, key=lambda bound: margins[bound][tick - 1])
+        return self._decision(s)[1] if s.kind == "latency" else None
 
     def _latency_margins(
         self, s: Scenario, t: np.ndarray, requests: np.ndarray, used: np.ndarray
@@ -294,3 +326,30 @@ def _margin(
         margin = mean - z[0] * sd0 - z[1] * sd1
     result: np.ndarray = np.where(np.isfinite(margin), margin, -np.inf)
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _drawn(
+    oracle: Oracle, s: Scenario, modelled: tuple[tuple[float | None, int], ...]
+) -> tuple[int | None, float | None]:
+    """The first tick at which the oracle's test, drawn as the generator draws streams,
+    rejects in 99 % of draws, and the bound it does so at: over the bounds the normal model
+    has deciding first (`CANDIDATES`, errors their one statistic), each drawn up to three
+    times as long after the regression's start as the model says it needs, then to the
+    step's end if that was not enough. Seeded by the cell, so a cell has one horizon."""
+    from bench.oracle_draws import powers
+
+    rng = np.random.default_rng([s.seed, 2])
+    first = int(np.flatnonzero(oracle.layout(s)[2])[0]) if s.ticks else 0
+    best: tuple[int | None, float | None] = (None, None)
+    for bound, tick in modelled[:CANDIDATES]:
+        end = s.ticks if best[0] is None else best[0] - 1
+        for upto in (min(first + 3 * (tick - first) + 6, end), end):
+            ticks, power = powers(oracle, s, bound, upto, DRAWS, rng)
+            reached = np.flatnonzero(power >= POWER)
+            if len(reached):
+                best = (int(ticks[reached[0]]) + 1, bound)
+                break
+            if upto >= end:
+                break
+    return best

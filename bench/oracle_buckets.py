@@ -15,12 +15,14 @@ the noise could decide.
 This reads a `bench.gates` result (JSON), redraws each latency and error cell's streams as
 the run drew them, and reports, for one strategy, its median time to detect against the
 oracle as `bench.oracle` has it now (beside the horizon the run stored, which an older
-oracle may have set), against the oracle on bucket counts (latency only) and against the
-oracle that learns its noise, cell by cell and as the median over the latency cells of
-×1.5 and more and the error cells of ×2 and more. The exact oracle is the yardstick the
-targets are judged on; this says how much of what is left is the histogram's resolution,
-and how much a fixed-horizon test would pay for the noise, and it holds a result made
-before a change to the oracle against the oracle as it is.
+oracle may have set, and the one its normal model alone gives), against the oracle on
+bucket counts (latency only) and against the oracle that learns its noise, cell by cell
+and as the median over the latency cells of ×1.5 and more and the error cells of ×2 and
+more. The exact oracle, its power drawn, is the yardstick the targets are judged on; the
+bucket and learning oracles have their power from the normal model, and compare with the
+exact oracle's normal model. This says how much of what is left is the histogram's
+resolution, and how much a fixed-horizon test would pay for the noise, and it holds a
+result made before a change to the oracle against the oracle as it is.
 
     python -m bench.oracle_buckets bench/results/gates-random-2031.json
 """
@@ -51,7 +53,8 @@ class Floors:
     kind: str  # "latency" or "error"
     factor: float  # the regression: how much slower, or how many times the errors
     stored_s: float | None  # the oracle's median horizon (s) as the run reported it
-    exact_s: float | None  # … and as `bench.oracle` has it now
+    exact_s: float | None  # … and as `bench.oracle` has it now (its power drawn)
+    modelled_s: float | None  # … and with its power from the normal model alone
     buckets_s: float | None  # … and that of the oracle on bucket counts (latency only)
     learned_s: float | None  # … and that of the oracle that reads its noise from the ticks
     detected_min: float | None  # the strategy's median time to detect over all runs (min)
@@ -80,8 +83,9 @@ def median_horizon(oracle: Oracle, s: Scenario) -> float | None:
 def floors(result: dict[str, Any], strategy: str) -> list[Floors]:
     """Each latency and error cell of a `bench.gates` result, against each oracle."""
     exact = shiprail_oracle()
-    buckets = replace(exact, reading="buckets")
-    learned = replace(exact, noise="learned")
+    modelled = replace(exact, power="modelled")
+    buckets = replace(modelled, reading="buckets")
+    learned = replace(modelled, noise="learned")
     out = []
     for cell in result["scenarios"]:
         s = Scenario(**cell["scenario"])
@@ -101,6 +105,7 @@ def floors(result: dict[str, Any], strategy: str) -> list[Floors]:
                 factor=s.latency_factor if s.kind == "latency" else s.error_factor,
                 stored_s=None if stored is None else stored * 60,
                 exact_s=median_horizon(exact, drawn),
+                modelled_s=median_horizon(modelled, drawn),
                 buckets_s=median_horizon(buckets, drawn) if s.kind == "latency" else None,
                 learned_s=median_horizon(learned, drawn),
                 detected_min=row.get("ttd_median_all_min"),
@@ -148,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
                     {
                         **f.__dict__,
                         "ratio": f.ratio(f.exact_s),
+                        "ratio_modelled": f.ratio(f.modelled_s),
                         "ratio_buckets": f.ratio(f.buckets_s),
                         "ratio_learned": f.ratio(f.learned_s),
                     }
@@ -155,8 +161,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         else:
             print(
-                f"{f.scenario:22s} oracle {_s(f.exact_s):>7} (run: {_s(f.stored_s):>7})"
-                f"  on buckets {_s(f.buckets_s):>7}  learning its noise {_s(f.learned_s):>7}"
+                f"{f.scenario:22s} oracle {_s(f.exact_s):>7} (run: {_s(f.stored_s):>7},"
+                f" modelled: {_s(f.modelled_s):>7})  on buckets {_s(f.buckets_s):>7}  learning its noise {_s(f.learned_s):>7}"
                 f"  {args.strategy} ÷ oracle {_fmt(f.ratio(f.exact_s)):>6}"
                 f"  ÷ on buckets {_fmt(f.ratio(f.buckets_s)):>6}  ÷ learning {_fmt(f.ratio(f.learned_s)):>6}"
             )
@@ -169,10 +175,11 @@ def main(argv: list[str] | None = None) -> None:
         yardsticks = [
             ("the oracle", lambda f: f.exact_s),
             ("the oracle the run used", lambda f: f.stored_s),
+            ("the oracle's normal model", lambda f: f.modelled_s),
             ("the oracle on bucket counts", lambda f: f.buckets_s),
             ("the oracle that learns its noise", lambda f: f.learned_s),
         ]
-        for label, pick in yardsticks if kind == "latency" else yardsticks[:2] + yardsticks[3:]:
+        for label, pick in yardsticks if kind == "latency" else yardsticks[:3] + yardsticks[4:]:
             median, within, judged = _median([f.ratio(pick(f)) for f in large])
             print(
                 f"{label_kind} ×{LARGE[kind]:g}+: {args.strategy}'s median time to detect ÷ {label}:"
