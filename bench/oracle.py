@@ -339,8 +339,10 @@ def _drawn(
     step's end if that was not enough. Seeded by the cell, so a cell has one horizon."""
     from bench.oracle_draws import powers
 
-    rng = np.random.default_rng([s.seed, 2])
-    first = int(np.flatnonzero(oracle.layout(s)[2])[0]) if s.ticks else 0
+    read = np.flatnonzero(oracle.layout(s)[2])
+    if not len(read) or not modelled:
+        return None, None
+    rng, first = np.random.default_rng([s.seed, 2]), int(read[0])
     best: tuple[int | None, float | None] = (None, None)
     for bound, tick in modelled[:CANDIDATES]:
         end = s.ticks if best[0] is None else best[0] - 1
