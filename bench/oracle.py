@@ -21,13 +21,14 @@ that knew everything but saw only the histogram could decide (`bench.oracle_buck
 Its horizon is where its test has that power as the generator draws the streams
 (`power="drawn"`, `bench.oracle_draws`): the share of draws under the truth beyond the
 null's 99th percentile reaches 99 %. A normal model of the statistic picks the bounds worth
-drawing and is what the other readings and noises below use (`power="modelled"`); alone it
-overstates the power where a tick holds a few requests, and put quiet cells' horizons where
-the test rejected in two draws of three.
+drawing (`power="modelled"` is it alone); alone it overstates the power where a tick holds
+a few requests, and put quiet cells' horizons where the test rejected in two draws of
+three. Every reading and noise below is drawn the same way.
 
-`noise="learned"` takes the noise from it: a t-test that reads its scale from the ticks
-before the regression (from the warm-up's end) and the ticks since, each part about its own
-mean, with the noncentral t's power. It is how soon a test that knew the onset, the bound
+`noise="learned"` takes the noise from it: a t-test of the per-tick differences, weighed by
+each tick's requests, that reads its scale from the ticks before the regression (from the
+warm-up's end) and the ticks since, each part about its own mean; drawn, its critical value
+is the drawn null's, and modelled, it has the noncentral t's power. It is how soon a test that knew the onset, the bound
 and the effect but not the noise could decide (`bench.oracle_buckets` reports it).
 
 Common-mode noise (both arms' rates or latencies moving together, and the shocks) cancels
@@ -76,8 +77,8 @@ class Oracle:
     # Whether the test knows the noise, or reads its scale from the ticks it has seen.
     noise: str = "known"
     # How the horizon's power is found: by drawing the statistic as the generator draws
-    # streams (`bench.oracle_draws`, the yardstick), or from the normal model alone (what
-    # the other readings and noises have, and what picks the bounds worth drawing).
+    # streams (`bench.oracle_draws`), or from the normal model alone (which picks the
+    # bounds worth drawing, and overstates the power where a tick holds a few requests).
     power: str = "drawn"
 
     def __post_init__(self) -> None:
@@ -87,8 +88,6 @@ class Oracle:
             raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}")
         if self.power not in POWERS:
             raise ValueError(f"power must be one of {', '.join(POWERS)}, got {self.power!r}")
-        if self.power == "drawn" and (self.reading, self.noise) != ("exact", "known"):
-            raise ValueError('power="drawn" draws the exact reading with known noise only; use "modelled"')
 
     def horizon(self, s: Scenario) -> float | None:
         """Seconds from the regression's start to the end of the data the oracle decides on,

@@ -7,9 +7,11 @@ the horizon and one tick before, against a critical value drawn the same way und
 null: about 99 % at the horizon and less a tick before means the horizon is what the test
 needs, neither lenient nor out of reach. `--power modelled` checks the horizon the normal
 model alone gives (the oracle before it drew), which claims power the test does not have
-on quiet cells.
+on quiet cells. `--reading buckets` and `--noise learned` check the other two oracles
+`bench.oracle_buckets` reports, drawn the same way.
 
     python -m bench.oracle_power --seed 2029 --runs 2000 [--power modelled]
+        [--reading buckets] [--noise learned]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from bench._cli import positive
 from bench.cells import draw
 from bench.gates import shiprail_oracle
-from bench.oracle import POWER, POWERS, Oracle
+from bench.oracle import NOISES, POWER, POWERS, READINGS, Oracle
 from bench.oracle_draws import powers
 from bench.streams import TICK, Scenario
 
@@ -62,9 +64,22 @@ def main(argv: list[str] | None = None) -> None:
         default="drawn",
         help="the horizon checked: the yardstick's (drawn) or the normal model's (modelled)",
     )
+    parser.add_argument(
+        "--reading",
+        choices=READINGS,
+        default="exact",
+        help="the canary's latency share as it is (exact) or as a histogram holds it (buckets)",
+    )
+    parser.add_argument(
+        "--noise",
+        choices=NOISES,
+        default="known",
+        help="a test that knows the noise (known) or a t-test that reads its scale (learned)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per cell")
     args = parser.parse_args(argv)
-    oracle, rng = replace(shiprail_oracle(), power=args.power), np.random.default_rng(args.seed)
+    oracle = replace(shiprail_oracle(), power=args.power, reading=args.reading, noise=args.noise)
+    rng = np.random.default_rng(args.seed)
     found: dict[str, list[Power]] = {"latency": [], "error": []}
     for s in draw(args.cells, args.seed):
         if s.kind not in found:

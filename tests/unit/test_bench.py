@@ -399,10 +399,41 @@ def test_the_oracle_draws_its_power_where_the_normal_model_overstates_it() -> No
     assert short.at_horizon < 0.97 and full.at_horizon >= 0.98, (short, full)
     # Drawn again, one horizon for the cell, and the bound it was reached at.
     assert drawn.horizon_tick(quiet) == a and drawn.latency_bound(quiet) in {float(x) for x in BUCKETS_MS}
-    with pytest.raises(ValueError, match="drawn"):
-        Oracle(alpha=0.01, error_tolerance=0.2, latency_tolerance=0.1, reading="buckets")
     with pytest.raises(ValueError, match="power"):
         Oracle(alpha=0.01, error_tolerance=0.2, latency_tolerance=0.1, power="guessed")
+
+
+@pytest.mark.parametrize(
+    ("other", "kinds"),
+    [({"reading": "buckets"}, {"latency"}), ({"noise": "learned"}, {"latency", "error"})],
+    ids=["buckets", "learned"],
+)
+def test_the_oracles_on_bucket_counts_and_learning_their_noise_are_drawn_too(
+    other: dict[str, str], kinds: set[str]
+) -> None:
+    # The two other yardsticks have their power drawn as the exact one does: at their
+    # horizons their tests reject in about 99 % of draws of their own. Neither decides much
+    # sooner than the exact oracle: the chord is held to the null a histogram's reader must
+    # hold (a power-law tail, where the chord is exact) and never to the lognormal's chord,
+    # which lies under the null's true share and made a chord oracle "decide" 9 ticks before
+    # the exact one; the t-test has Student's critical value, not a drawn one that knows the
+    # noise. Each is later than the exact one on some cells: what the histogram and the
+    # noise cost.
+    exact = shiprail_oracle()
+    oracle, rng = replace(exact, **other), np.random.default_rng(11)
+    found, later = [], 0
+    for s in draw(120, 17):
+        if s.kind not in kinds:
+            continue
+        e, o = exact.horizon_tick(s), oracle.horizon_tick(s)
+        if o is None:
+            continue
+        assert e is not None and o >= e - 5, (s.name, e, o)
+        later += o > e
+        if (p := power(oracle, s, 1000, rng)) is not None:
+            found.append(p.at_horizon)
+    assert len(found) >= 20 and later >= 10, (len(found), later)
+    assert 0.985 <= float(np.median(found)) <= 0.999 and min(found) >= 0.95, sorted(found)
 
 
 def test_the_oracles_error_test_has_its_power_at_its_horizon_shocks_and_all() -> None:
@@ -546,10 +577,10 @@ def test_the_bucket_floor_report_holds_a_result_against_both_oracles(
     for r in rows[:3]:
         assert r["stored_s"] == pytest.approx(r["exact_s"])
     for r in rows:
-        # The bucket and learning oracles have the normal model's power: compared with its.
-        assert r["buckets_s"] is None or r["buckets_s"] >= r["modelled_s"] - 10
-        assert r["learned_s"] is None or r["learned_s"] >= r["modelled_s"]
-        assert r["ratio_learned"] is None or r["ratio_learned"] <= r["ratio_modelled"]
+        # The bucket and learning oracles have less to go on than the exact one, their power
+        # drawn the same way: within the draws' tick or two, never sooner.
+        assert r["buckets_s"] is None or r["buckets_s"] >= r["exact_s"] - 20
+        assert r["learned_s"] is None or r["learned_s"] >= r["exact_s"] - 20
     oracle_buckets_main([str(result)])
     out = capsys.readouterr().out
     assert (
